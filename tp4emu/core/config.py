@@ -1,0 +1,87 @@
+"""Every timer and limit of the class 4 engine, in one object with documented defaults.
+
+Defaults are short, for interactive use on a LAN or loopback; netiso's are given
+for comparison (reference §5). All times are in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..wire.constants import DRReason
+
+__all__ = ["Config"]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Configuration of a TP4 endpoint and its connections."""
+
+    # --- retransmission (T1, N) -----------------------------------------
+    initial_retransmit_time: float = 0.5
+    """T1 before any RTT sample (CC, DR, DT, ED). netiso: 10 s (CR 40 s)."""
+    cr_retransmit_time: float = 1.0
+    """T1 for CR retransmission. netiso: 40 s."""
+    min_retransmit_time: float = 0.05
+    """Lower bound of the adaptive T1 (RTT estimate + 4 deviations)."""
+    max_retransmit_time: float = 4.0
+    """Upper bound of T1, back-off included."""
+    max_retransmissions: int = 8
+    """N: retransmissions of one TPDU before giving up. netiso: 12."""
+    fast_retransmit_after: int = 3
+    """Duplicate AKs after which the oldest unacknowledged DT is resent at once."""
+
+    # --- other timers -------------------------------------------------------
+    window_time: float = 5.0
+    """W: an idle connection re-sends its AK this often. netiso: 2 min."""
+    inactivity_time: float = 20.0
+    """I: a connection that receives nothing for this long is released.
+    Must exceed ``window_time``. netiso: 3 min."""
+    reference_freeze_time: float = 2.0
+    """L: how long a released reference stays frozen (REFWAIT). netiso: 5 min."""
+    confirm_timeout: float = 30.0
+    """A CONFIRMING connection neither confirmed nor rejected this long is rejected."""
+    confirm_timeout_reason: DRReason = DRReason.NOT_SPECIFIED
+    """DR reason sent when ``confirm_timeout`` expires."""
+
+    # --- negotiation ----------------------------------------------------------
+    max_tpdu_size: int = 8192
+    """Largest TPDU size proposed or accepted (power of two, 128..8192)."""
+    extended_format: bool = False
+    """Propose the extended format (31-bit numbers, 16-bit credit)."""
+    use_checksum: bool = True
+    """Require the checksum. When False, propose (and accept) its non-use."""
+    expedited: bool = True
+    """Propose (and accept) the expedited data service."""
+
+    # --- windows and buffers ------------------------------------------------
+    receive_window: int = 15
+    """Credit, in DT TPDUs, offered to the peer (at most 15 in the normal format)."""
+    send_buffer: int = 256 * 1024
+    """Octets of user data queued for sending before ``send`` waits."""
+    max_tsdu_size: int = 64 * 1024 * 1024
+    """Largest TSDU accepted in reassembly; a larger one disconnects (DR 133)."""
+
+    # --- endpoint limits ------------------------------------------------------
+    default_backlog: int = 16
+    """Confirming connections a listener queues before CRs get DR reason 1."""
+    max_half_open_per_address: int = 32
+    """Connections in CONFIRMING/AKWAIT per peer IP address before DR reason 1."""
+    max_connections: int = 4096
+    """Live references (frozen ones included) per endpoint before DR reason 135."""
+
+    def __post_init__(self) -> None:
+        if self.max_tpdu_size not in {1 << e for e in range(7, 14)}:
+            raise ValueError("max_tpdu_size must be a power of two in 128..8192")
+        limit = 0xFFFF if self.extended_format else 15
+        if not 1 <= self.receive_window <= limit:
+            raise ValueError(f"receive_window must be in 1..{limit} for this format")
+        if self.inactivity_time <= self.window_time:
+            raise ValueError("inactivity_time must exceed window_time")
+        if self.max_retransmissions < 1:
+            raise ValueError("max_retransmissions must be at least 1")
+
+    @property
+    def tpdu_size_exponent(self) -> int:
+        """log2 of ``max_tpdu_size``, as sent in the TPDU size parameter."""
+        return self.max_tpdu_size.bit_length() - 1

@@ -1,0 +1,1049 @@
+"""One class 4 transport connection: the sans-IO state machine.
+
+A :class:`Connection` never does I/O and never reads a clock: its endpoint
+hands it TPDUs and timer expiries with the current time ``now``, and it hands
+its endpoint encoded TPDUs to send, events and deadlines. Transitions are
+decided by :data:`tp4emu.core.state.TRANSITIONS` only.
+
+Sequence numbers are kept internally as unbounded integers; only the wire
+carries them modulo 2**7 (normal format) or 2**31 (extended format).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..wire import (
+    AK,
+    CC,
+    CR,
+    DC,
+    DR,
+    DT,
+    EA,
+    ED,
+    ER,
+    MAX_CR_CC_DATA,
+    MAX_DR_DATA,
+    MAX_ED_DATA,
+    TPDU,
+    AdditionalOptions,
+    CalledTsap,
+    CallingTsap,
+    ClassOption,
+    DRReason,
+    FlowControlConfirmation,
+    Param,
+    SubsequenceNumber,
+    TpduSize,
+    encode_one,
+)
+from .config import Config
+from .errors import (
+    ConnectionRejected,
+    ConnectionTimedOut,
+    Disconnected,
+    LocalProtocolError,
+    TP4Error,
+)
+from .events import (
+    ConnectionEstablished,
+    ConnectionTerminated,
+    DataReceived,
+    ExpeditedReceived,
+    SendSpaceAvailable,
+)
+from .state import TPDU_INPUTS, TRANSITIONS, USER_INPUTS, Input, State
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+
+__all__ = ["Address", "Connection", "Role"]
+
+Address = Hashable
+"""A network address as the driver knows it, e.g. ``("127.0.0.1", 10200)``."""
+
+_INF = float("inf")
+_HALF_OPEN = frozenset({State.CONFIRMING, State.AKWAIT})
+
+# Names of the per-connection timers, and the input each one produces.
+T1 = "T1"  # CR, CC, DR and DT retransmission
+T_ED = "ED"  # ED retransmission
+T_PROBE = "probe"  # zero-window probe
+T_WINDOW = "W"
+T_INACTIVITY = "I"
+T_CONFIRM = "confirm"
+T_FREEZE = "L"
+
+
+class Role(enum.Enum):
+    """Which side opened the connection."""
+
+    INITIATOR = "initiator"
+    RESPONDER = "responder"
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A DT awaiting acknowledgement."""
+
+    raw: bytes
+    length: int
+    sent_at: float
+    retries: int = 0
+
+
+class Connection:
+    """A class 4 connection (sans-IO). Created by :class:`~tp4emu.core.endpoint.Endpoint`.
+
+    User requests (``confirm``, ``send``, ``send_expedited``, ``disconnect``)
+    take ``now``; reads (``receive``, ``receive_expedited``) do not need it.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        local_ref: int,
+        peer: Address,
+        role: Role,
+        config: Config,
+    ) -> None:
+        self._ep = endpoint
+        self._config = config
+        self.local_ref = local_ref
+        """Our reference (SRC-REF of what we send)."""
+        self.remote_ref = 0
+        """The peer's reference (0 until known)."""
+        self.peer = peer
+        """The peer's network address."""
+        self.role = role
+        self._state = State.CLOSED
+        self.error: TP4Error | None = None
+        """Why the connection ended, when it did not end by our user's close."""
+        self.closed_by_user = False
+        """True once our user closed or rejected the connection."""
+        self._terminated = False
+
+        # negotiated at establishment
+        self.calling_tsap: bytes | None = None
+        self.called_tsap: bytes | None = None
+        self.connect_data = b""
+        """User data of the CR (sent or received)."""
+        self.confirm_data = b""
+        """User data of the CC (sent or received)."""
+        self.tpdu_size = 128
+        self.extended = False
+        self.checksum = True
+        self.expedited_enabled = config.expedited
+        self._mod = 1 << 7
+        self._proposed_size = config.max_tpdu_size
+        self._proposed_extended = config.extended_format
+
+        # control TPDU (CR/CC/DR) retransmission
+        self._ctl_raw = b""
+        self._ctl_retries = 0
+        self._ctl_sent_at = 0.0
+
+        # RTT estimate (RFC 6298 style) and back-off
+        self._srtt: float | None = None
+        self._rttvar = 0.0
+        self._rto = config.initial_retransmit_time
+        self._backoff = 1
+
+        # sending
+        self._send_tsdus: deque[memoryview] = deque()
+        self._send_off = 0
+        self._send_buffered = 0
+        self._unacked: dict[int, _Sent] = {}
+        self._snd_una = 0
+        self._snd_nxt = 0
+        self._snd_uwe = 0
+        self._ak_seen: tuple[int, int, int] = (0, -1, -1)
+        self._dupacks = 0
+        self._recover = -1
+        self._peer_window: tuple[int, int, int] = (0, 0, 0)
+
+        # receiving
+        self._rcv_nxt = 0
+        self._rcv_ooo: dict[int, DT] = {}
+        self._reasm: list[bytes] = []
+        self._reasm_len = 0
+        self._rcv_queue: deque[tuple[bytes, int]] = deque()
+        self._rcv_queued_tpdus = 0
+        self._adv_nr = 0
+        self._adv_credit = 0
+        self._adv_uwe = 0
+        self._subseq = 0
+        self._ack_pending = False
+        self._fcc_pending: FlowControlConfirmation | None = None
+
+        # expedited
+        self._ed_queue: deque[bytes] = deque()
+        self._ed_out: tuple[int, bytes] | None = None
+        self._ed_retries = 0
+        self._ed_nxt = 0
+        self._ed_rcv_nxt = 0
+        self._ed_received: deque[bytes] = deque()
+
+        # timers
+        self._timers: dict[str, float] = {}
+        self._registered = _INF
+
+    # ------------------------------------------------------------------ info
+
+    @property
+    def state(self) -> State:
+        """The current state (CLOSED, WFCC, CONFIRMING, AKWAIT, OPEN, CLOSING, REFWAIT)."""
+        return self._state
+
+    @property
+    def max_data(self) -> int:
+        """User data octets per DT at the negotiated TPDU size."""
+        header = (8 if self.extended else 5) + (4 if self.checksum else 0)
+        return self.tpdu_size - header
+
+    @property
+    def send_buffer_available(self) -> int:
+        """Octets the user may still queue before the send buffer is full."""
+        return max(0, self._config.send_buffer - self._send_buffered)
+
+    @property
+    def send_idle(self) -> bool:
+        """Nothing queued or unacknowledged, normal or expedited."""
+        return (
+            not self._send_tsdus
+            and not self._unacked
+            and self._ed_out is None
+            and not self._ed_queue
+        )
+
+    @property
+    def expedited_slot_free(self) -> bool:
+        """Whether ``send_expedited`` can queue another ED right now."""
+        return self._ed_out is None and not self._ed_queue
+
+    @property
+    def receivable(self) -> bool:
+        """Whether ``receive()`` has a TSDU ready."""
+        return bool(self._rcv_queue)
+
+    @property
+    def expedited_receivable(self) -> bool:
+        """Whether ``receive_expedited()`` has data ready."""
+        return bool(self._ed_received)
+
+    @property
+    def rto(self) -> float:
+        """The current retransmission time (T1), back-off included."""
+        return min(self._rto * self._backoff, self._config.max_retransmit_time)
+
+    @property
+    def next_deadline(self) -> float:
+        """The earliest pending timer of this connection (inf if none)."""
+        return min(self._timers.values(), default=_INF)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection ref={self.local_ref:#06x} peer={self.peer!r} "
+            f"remote_ref={self.remote_ref:#06x} {self._state.name}>"
+        )
+
+    # ------------------------------------------------------------ user calls
+
+    def confirm(self, now: float, data: bytes = b"") -> None:
+        """Confirm a CONFIRMING connection: the CC (with *data*, ≤32 octets) goes out.
+
+        A no-op once confirmed.
+        """
+        if len(data) > MAX_CR_CC_DATA:
+            raise ValueError(f"confirm data is limited to {MAX_CR_CC_DATA} octets")
+        self._dispatch(Input.CONFIRM, data, now)
+
+    def send(self, now: float, tsdu: bytes | bytearray | memoryview) -> None:
+        """Queue one TSDU. In CONFIRMING this confirms the connection first.
+
+        Flow control is the caller's: see :attr:`send_buffer_available`.
+        """
+        if self._state is State.CONFIRMING:
+            self._dispatch(Input.CONFIRM, b"", now)
+        self._dispatch(Input.SEND, memoryview(bytes(tsdu)), now)
+
+    def send_expedited(self, now: float, data: bytes) -> None:
+        """Queue expedited data (1..16 octets); sent when no other ED is outstanding."""
+        if not 1 <= len(data) <= MAX_ED_DATA:
+            raise ValueError(f"expedited data must be 1..{MAX_ED_DATA} octets")
+        if not self.expedited_enabled:
+            raise LocalProtocolError("expedited data was not negotiated on this connection")
+        if self._state is State.CONFIRMING:
+            self._dispatch(Input.CONFIRM, b"", now)
+        self._dispatch(Input.SEND_EXPEDITED, bytes(data), now)
+
+    def disconnect(
+        self, now: float, reason: int = DRReason.NORMAL, data: bytes = b""
+    ) -> None:
+        """Release (or, while CONFIRMING, reject) the connection with a DR.
+
+        Data still queued is discarded: ISO transport release is abrupt; wait
+        for :attr:`send_idle` first for a graceful close.
+        """
+        if len(data) > MAX_DR_DATA:
+            raise ValueError(f"disconnect data is limited to {MAX_DR_DATA} octets")
+        if self._state is State.CLOSED:
+            return
+        self.closed_by_user = True
+        self._dispatch(Input.DISCONNECT, (int(reason), bytes(data)), now)
+
+    def receive(self) -> bytes | None:
+        """Take the next whole TSDU, or None when none is ready.
+
+        Reading opens the credit window again; the AK goes out with the next
+        ``datagrams_to_send``.
+        """
+        if not self._rcv_queue:
+            return None
+        tsdu, count = self._rcv_queue.popleft()
+        before = self._credit()
+        self._rcv_queued_tpdus -= count
+        after = self._credit()
+        window = self._config.receive_window
+        if self._state is State.OPEN and after > before:
+            new_uwe = self._rcv_nxt + after
+            if self._adv_uwe <= self._rcv_nxt or new_uwe - self._adv_uwe >= max(1, window // 2):
+                self._want_ack()
+        return tsdu
+
+    def receive_expedited(self) -> bytes | None:
+        """Take the next expedited data unit, or None."""
+        return self._ed_received.popleft() if self._ed_received else None
+
+    # ------------------------------------------------------------ dispatch
+
+    def _dispatch(self, inp: Input, arg: Any, now: float) -> None:
+        entry = TRANSITIONS.get((self._state, inp))
+        if entry is None:
+            if inp in TPDU_INPUTS:
+                self._ep.stats.wrong_state += 1
+                if inp is Input.DR:
+                    self._answer_dc(arg)
+                return
+            if inp in USER_INPUTS:
+                raise LocalProtocolError(
+                    f"{inp.value} is not allowed in state {self._state.name}"
+                )
+            return  # a stale timer
+        next_state, action = entry
+        override = _ACTIONS[action](self, arg, now)
+        self._set_state(override or next_state, now)
+
+    def receive_tpdu(self, tpdu: TPDU, now: float) -> None:
+        """Process one TPDU addressed to this connection (checksum already checked)."""
+        inp = _INPUT_OF[type(tpdu)]
+        if self._state in (State.OPEN, State.AKWAIT):
+            self._set_timer(T_INACTIVITY, now + self._config.inactivity_time)
+        self._dispatch(inp, tpdu, now)
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer of this connection that expired at *now*."""
+        for key in list(self._timers):
+            deadline = self._timers.get(key)
+            if deadline is not None and deadline <= now:
+                del self._timers[key]
+                self._on_timer(key, now)
+        self._registered = _INF
+        self._reschedule()
+
+    def _on_timer(self, key: str, now: float) -> None:
+        n = self._config.max_retransmissions
+        if key == T1:
+            if self._state is State.OPEN:
+                oldest = next(iter(self._unacked.values()), None)
+                if oldest is None:
+                    return
+                give_up = oldest.retries >= n
+            else:
+                give_up = self._ctl_retries >= n
+            self._dispatch(Input.GIVE_UP if give_up else Input.RETRANSMIT, None, now)
+        elif key == T_ED:
+            if self._ed_retries >= n:
+                self._dispatch(Input.GIVE_UP, None, now)
+            elif self._state is State.OPEN:
+                self._retransmit_ed(now)
+        elif key == T_PROBE:
+            if self._state is State.OPEN:
+                self._probe(now)
+        elif key == T_WINDOW:
+            self._dispatch(Input.WINDOW, None, now)
+        elif key == T_INACTIVITY:
+            self._dispatch(Input.INACTIVITY, None, now)
+        elif key == T_CONFIRM:
+            self._dispatch(Input.CONFIRM_TIMEOUT, None, now)
+        elif key == T_FREEZE:
+            self._dispatch(Input.FREEZE_END, None, now)
+
+    # -------------------------------------------------------------- timers
+
+    def _set_timer(self, key: str, deadline: float) -> None:
+        self._timers[key] = deadline
+        if deadline < self._registered:
+            self._registered = deadline
+            self._ep._schedule(self, deadline)
+
+    def _cancel_timer(self, key: str) -> None:
+        self._timers.pop(key, None)
+
+    def _reschedule(self) -> None:
+        deadline = self.next_deadline
+        if deadline < self._registered:
+            self._registered = deadline
+            self._ep._schedule(self, deadline)
+
+    # --------------------------------------------------------- state entry
+
+    def _set_state(self, new: State, now: float) -> None:
+        old = self._state
+        if old is new:
+            return
+        self._state = new
+        if old in _HALF_OPEN and new not in _HALF_OPEN:
+            self._ep._half_open_changed(self, -1)
+        elif new in _HALF_OPEN and old not in _HALF_OPEN:
+            self._ep._half_open_changed(self, +1)
+        if new is State.OPEN:
+            self._cancel_timer(T1)
+            self._cancel_timer(T_CONFIRM)
+            self._ctl_retries = 0
+            self._backoff = 1
+            self._set_timer(T_INACTIVITY, now + self._config.inactivity_time)
+            self._set_timer(T_WINDOW, now + self._config.window_time)
+            self._ep.stats.connections_opened += 1
+            self._ep._event(ConnectionEstablished(self))
+            self._pump_ed(now)
+            self._pump(now)
+        elif new is State.CLOSING:
+            self._terminate()
+        elif new is State.REFWAIT:
+            self._timers.clear()
+            self._registered = _INF
+            self._set_timer(T_FREEZE, now + self._config.reference_freeze_time)
+            self._terminate()
+        elif new is State.CLOSED:
+            self._timers.clear()
+            self._ep._release(self)
+
+    def _terminate(self) -> None:
+        """No more data on this connection: drop the send side, tell the user once."""
+        if self._terminated:
+            return
+        self._terminated = True
+        self._send_tsdus.clear()
+        self._unacked.clear()
+        self._send_buffered = 0
+        self._ed_queue.clear()
+        self._ed_out = None
+        self._ack_pending = False
+        for key in (T_ED, T_PROBE, T_WINDOW, T_INACTIVITY, T_CONFIRM):
+            self._cancel_timer(key)
+        self._ep.stats.connections_closed += 1
+        self._ep._event(ConnectionTerminated(self))
+
+    # ------------------------------------------------------------- output
+
+    def _send_raw(self, raw: bytes) -> None:
+        self._ep._send(raw, self.peer)
+
+    def _encode(self, tpdu: TPDU, *, checksum: bool | None = None) -> bytes:
+        return encode_one(tpdu, checksum=self.checksum if checksum is None else checksum)
+
+    def _answer_dc(self, dr: DR) -> None:
+        if dr.src_ref:
+            self._send_raw(self._encode(DC(dr.src_ref, self.local_ref)))
+
+    def _send_control(self, raw: bytes, now: float, retransmit_time: float) -> None:
+        """Send CR/CC/DR and arm T1 for its retransmission."""
+        self._ctl_raw = raw
+        self._ctl_retries = 0
+        self._ctl_sent_at = now
+        self._backoff = 1
+        self._send_raw(raw)
+        self._set_timer(T1, now + retransmit_time)
+
+    def _resend_control(self, now: float) -> None:
+        self._ctl_retries += 1
+        self._backoff = min(self._backoff * 2, 1 << 10)
+        self._ep.stats.retransmissions += 1
+        self._send_raw(self._ctl_raw)
+        base = (
+            self._config.cr_retransmit_time if self._state is State.WFCC else self._rto
+        )
+        self._set_timer(T1, now + min(base * self._backoff, self._config.max_retransmit_time))
+
+    # ------------------------------------------------------- establishment
+
+    def _a_send_cr(self, arg: tuple[bytes | None, bytes | None, bytes], now: float) -> None:
+        self.called_tsap, self.calling_tsap, self.connect_data = arg
+        cfg = self._config
+        params: list[Param] = [TpduSize(cfg.tpdu_size_exponent)]
+        if self.calling_tsap is not None:
+            params.append(CallingTsap(self.calling_tsap))
+        if self.called_tsap is not None:
+            params.append(CalledTsap(self.called_tsap))
+        flags = (AdditionalOptions.USE_EXPEDITED if cfg.expedited else 0) | (
+            0 if cfg.use_checksum else AdditionalOptions.NON_USE_OF_CHECKSUM
+        )
+        params.append(AdditionalOptions(flags))
+        cr = CR(
+            src_ref=self.local_ref,
+            credit=min(cfg.receive_window, 15),
+            protocol_class=4,
+            options=ClassOption.EXTENDED_FORMAT if cfg.extended_format else 0,
+            params=tuple(params),
+            data=self.connect_data,
+        )
+        self._adv_credit = self._adv_uwe = cr.credit
+        # The CR always carries the checksum: its non-use is not agreed yet.
+        raw = self._encode(cr, checksum=True)
+        self._send_control(raw, now, cfg.cr_retransmit_time)
+
+    def _a_resend_cr(self, arg: None, now: float) -> None:
+        self._resend_control(now)
+
+    def _a_connect_timed_out(self, arg: None, now: float) -> None:
+        self.error = ConnectionTimedOut(
+            message=f"no answer to CR after {self._config.max_retransmissions} retransmissions"
+        )
+
+    def _a_cc_received(self, cc: CC, now: float) -> State | None:
+        problem = None
+        size = cc.tpdu_size or 128
+        if cc.protocol_class != 4:
+            problem = f"peer chose class {cc.protocol_class}"
+        elif size > self._proposed_size:
+            problem = f"peer chose TPDU size {size} above the {self._proposed_size} proposed"
+        elif cc.extended and not self._proposed_extended:
+            problem = "peer chose the extended format, which was not proposed"
+        elif len(cc.data) > MAX_CR_CC_DATA:
+            problem = "CC user data too long"
+        self.remote_ref = cc.src_ref
+        if problem is not None:
+            self.error = Disconnected(
+                DRReason.NEGOTIATION_FAILED, by_peer=False, message=f"negotiation failed: {problem}"
+            )
+            self._send_control(
+                self._encode(DR(cc.src_ref, self.local_ref, DRReason.NEGOTIATION_FAILED)),
+                now,
+                self._rto,
+            )
+            return State.CLOSING
+        if self._ctl_retries == 0:
+            self._rtt_sample(now - self._ctl_sent_at)
+        self.tpdu_size = size
+        self._set_format(cc.extended)
+        opts = cc.additional_options
+        self.checksum = self._config.use_checksum or not (
+            opts & AdditionalOptions.NON_USE_OF_CHECKSUM
+        )
+        self.expedited_enabled = self._config.expedited and bool(
+            opts & AdditionalOptions.USE_EXPEDITED
+        )
+        self.confirm_data = cc.data
+        self._snd_uwe = cc.credit
+        self._ak_seen = (0, 0, cc.credit)
+        self._send_ak(now)  # the third message of the class 4 handshake
+        return None
+
+    def _a_refused(self, dr: DR, now: float) -> None:
+        self.error = ConnectionRejected(dr.reason, dr.data)
+        self._answer_dc(dr)
+
+    def _a_refused_by_er(self, er: ER, now: float) -> None:
+        self.error = ConnectionRejected(
+            DRReason.PROTOCOL_ERROR, message=f"peer answered the CR with ER cause {er.cause}"
+        )
+
+    def _a_abandon_connect(self, arg: tuple[int, bytes], now: float) -> None:
+        pass
+
+    def _a_cc_after_abandon(self, cc: CC, now: float) -> None:
+        if self.role is Role.INITIATOR:
+            self._send_raw(self._encode(DR(cc.src_ref, self.local_ref, DRReason.NORMAL)))
+
+    def _a_cr_received(self, cr: CR, now: float) -> None:
+        """Record the CR's proposal; nothing is sent until the user answers."""
+        cfg = self._config
+        self.remote_ref = cr.src_ref
+        self.calling_tsap = cr.calling_tsap
+        self.called_tsap = cr.called_tsap
+        self.connect_data = cr.data
+        self.tpdu_size = min(cr.tpdu_size or 128, cfg.max_tpdu_size)
+        self._set_format(cr.extended)
+        opts = cr.additional_options
+        self.checksum = cfg.use_checksum or not (opts & AdditionalOptions.NON_USE_OF_CHECKSUM)
+        self.expedited_enabled = cfg.expedited and bool(opts & AdditionalOptions.USE_EXPEDITED)
+        self._snd_uwe = cr.credit
+        self._ak_seen = (0, 0, cr.credit)
+        self._set_timer(T_CONFIRM, now + cfg.confirm_timeout)
+
+    def _a_duplicate_cr(self, cr: CR, now: float) -> None:
+        self._ep.stats.duplicate_cr += 1
+
+    def _a_send_cc(self, data: bytes, now: float) -> None:
+        self.confirm_data = data
+        self._cancel_timer(T_CONFIRM)
+        params: list[Param] = [TpduSize(self.tpdu_size.bit_length() - 1)]
+        if self.calling_tsap is not None:
+            params.append(CallingTsap(self.calling_tsap))
+        if self.called_tsap is not None:
+            params.append(CalledTsap(self.called_tsap))
+        flags = (AdditionalOptions.USE_EXPEDITED if self.expedited_enabled else 0) | (
+            0 if self.checksum else AdditionalOptions.NON_USE_OF_CHECKSUM
+        )
+        params.append(AdditionalOptions(flags))
+        cc = CC(
+            dst_ref=self.remote_ref,
+            src_ref=self.local_ref,
+            credit=min(self._config.receive_window, 15),
+            protocol_class=4,
+            options=ClassOption.EXTENDED_FORMAT if self.extended else 0,
+            params=tuple(params),
+            data=data,
+        )
+        self._adv_credit = cc.credit
+        self._adv_uwe = cc.credit
+        self._send_control(self._encode(cc, checksum=True), now, self._rto)
+
+    def _a_confirm_and_queue(self, tsdu: memoryview, now: float) -> None:
+        self._a_send_cc(b"", now)
+        self._a_queue_data(tsdu, now)
+
+    def _a_confirm_and_queue_expedited(self, data: bytes, now: float) -> None:
+        self._a_send_cc(b"", now)
+        self._a_queue_expedited(data, now)
+
+    def _a_resend_cc(self, arg: CR | None, now: float) -> None:
+        if arg is not None:
+            self._ep.stats.duplicate_cr += 1
+        self._resend_control(now)
+
+    def _a_open_then_ak(self, ak: AK, now: float) -> None:
+        self._rtt_sample_control(now)
+        self._set_state(State.OPEN, now)
+        self._a_ak_received(ak, now)
+
+    def _a_open_then_dt(self, dt: DT, now: float) -> None:
+        self._rtt_sample_control(now)
+        self._set_state(State.OPEN, now)
+        self._a_dt_received(dt, now)
+
+    def _a_open_then_ed(self, ed: ED, now: float) -> None:
+        self._rtt_sample_control(now)
+        self._set_state(State.OPEN, now)
+        self._a_ed_received(ed, now)
+
+    def _rtt_sample_control(self, now: float) -> None:
+        if self._ctl_retries == 0:
+            self._rtt_sample(now - self._ctl_sent_at)
+
+    def _a_duplicate_cc(self, cc: CC, now: float) -> None:
+        self._send_ak(now)  # our AK (third message) was lost
+
+    def _a_reject(self, arg: tuple[int, bytes], now: float) -> None:
+        reason, data = arg
+        self._send_control(
+            self._encode(DR(self.remote_ref, self.local_ref, reason, data=data), checksum=True),
+            now,
+            self._rto,
+        )
+
+    def _a_reject_unanswered(self, arg: None, now: float) -> None:
+        self.error = Disconnected(
+            self._config.confirm_timeout_reason,
+            by_peer=False,
+            message="rejected: the user neither confirmed nor rejected in time",
+        )
+        self._a_reject((self._config.confirm_timeout_reason, b""), now)
+
+    def _a_peer_gave_up(self, dr: DR, now: float) -> None:
+        self._a_peer_disconnected(dr, now)
+
+    def _a_nothing(self, arg: Any, now: float) -> None:
+        pass
+
+    def _set_format(self, extended: bool) -> None:
+        self.extended = extended
+        self._mod = 1 << 31 if extended else 1 << 7
+
+    # --------------------------------------------------------------- release
+
+    def _a_disconnect(self, arg: tuple[int, bytes], now: float) -> None:
+        reason, data = arg
+        self._send_control(
+            self._encode(DR(self.remote_ref, self.local_ref, reason, data=data)), now, self._rto
+        )
+
+    def _a_resend_dr(self, arg: None, now: float) -> None:
+        self._resend_control(now)
+
+    def _a_freeze(self, arg: Any, now: float) -> None:
+        pass
+
+    def _a_send_dc(self, dr: DR, now: float) -> None:
+        self._answer_dc(dr)
+
+    def _a_peer_disconnected(self, dr: DR, now: float) -> State | None:
+        if self.remote_ref and dr.src_ref and dr.src_ref != self.remote_ref:
+            self._ep.stats.invalid_tpdu += 1  # mismatched references
+            return self._state
+        self.error = Disconnected(dr.reason, dr.data, by_peer=True)
+        self._answer_dc(dr)
+        return None
+
+    def _a_protocol_error(self, er: ER | None, now: float) -> None:
+        cause = f"ER cause {er.cause}" if er is not None else "protocol error"
+        self.error = Disconnected(
+            DRReason.PROTOCOL_ERROR, by_peer=False, message=f"protocol error: {cause}"
+        )
+        self._a_disconnect((DRReason.PROTOCOL_ERROR, b""), now)
+
+    def _a_give_up(self, arg: None, now: float) -> None:
+        self.error = ConnectionTimedOut(
+            message=f"peer silent after {self._config.max_retransmissions} retransmissions"
+        )
+        self._a_disconnect((DRReason.NOT_SPECIFIED, b""), now)
+
+    def _a_inactive(self, arg: None, now: float) -> None:
+        self.error = ConnectionTimedOut(message="inactivity timer expired")
+        self._a_disconnect((DRReason.NOT_SPECIFIED, b""), now)
+
+    def _a_release_reference(self, arg: None, now: float) -> None:
+        pass
+
+    # ------------------------------------------------------------- sending
+
+    def _a_queue_data(self, tsdu: memoryview, now: float) -> None:
+        self._send_tsdus.append(tsdu)
+        self._send_buffered += len(tsdu)
+        self._pump(now)
+
+    def _pump(self, now: float) -> None:
+        """Send new DTs while the window and the expedited rule allow."""
+        if self._state is not State.OPEN or self._ed_out is not None:
+            return
+        queue = self._send_tsdus
+        unacked = self._unacked
+        max_data = self.max_data
+        mod = self._mod
+        ext = self.extended
+        ref = self.remote_ref
+        checksum = self.checksum
+        sent_any = False
+        while queue and self._snd_nxt < self._snd_uwe:
+            tsdu = queue[0]
+            off = self._send_off
+            chunk = bytes(tsdu[off : off + max_data])
+            off += len(chunk)
+            eot = off >= len(tsdu)
+            if eot:
+                queue.popleft()
+                off = 0
+            self._send_off = off
+            seq = self._snd_nxt
+            self._snd_nxt = seq + 1
+            raw = encode_one(DT(ref, seq % mod, eot, chunk, ext), checksum=checksum)
+            unacked[seq] = _Sent(raw, len(chunk), now)
+            self._ep._send(raw, self.peer)
+            sent_any = True
+        if sent_any and T1 not in self._timers:
+            self._set_timer(T1, now + self.rto)
+        if queue and not unacked and self._snd_nxt >= self._snd_uwe:
+            if T_PROBE not in self._timers:
+                self._set_timer(T_PROBE, now + self.rto)
+        else:
+            self._cancel_timer(T_PROBE)
+
+    def _a_retransmit(self, arg: None, now: float) -> None:
+        oldest_seq = self._snd_una
+        sent = self._unacked.get(oldest_seq)
+        if sent is None:
+            return
+        sent.retries += 1
+        self._backoff = min(self._backoff * 2, 1 << 10)
+        self._recover = self._snd_nxt
+        self._resend_dt(sent, now)
+        self._set_timer(T1, now + self.rto)
+
+    def _resend_dt(self, sent: _Sent, now: float) -> None:
+        sent.sent_at = now
+        self._ep.stats.retransmissions += 1
+        self._send_raw(sent.raw)
+
+    def _a_ak_received(self, ak: AK, now: float) -> None:
+        if ak.extended != self.extended:
+            self._ep.stats.invalid_tpdu += 1
+            return
+        seq = self._snd_una + ((ak.nr - self._snd_una) % self._mod)
+        if seq > self._snd_nxt:
+            self._ep.stats.invalid_tpdu += 1  # acknowledges what was never sent
+            return
+        subseq = ak.subsequence
+        seen_seq, seen_sub, seen_cdt = self._ak_seen
+        key = (seq, subseq, ak.credit)
+        fcc = ak.flow_control_confirmation
+        if fcc is not None:
+            self._check_fcc(fcc)
+        if (seq, subseq) < (seen_seq, seen_sub) or (
+            (seq, subseq) == (seen_seq, seen_sub) and ak.credit < seen_cdt
+        ):
+            return  # an older AK overtaken by a newer one
+        duplicate = key == self._ak_seen
+        self._ak_seen = key
+        self._peer_window = (ak.nr, subseq, ak.credit)
+        advanced = seq > self._snd_una
+        if advanced:
+            freed = 0
+            sample: _Sent | None = None
+            unacked = self._unacked
+            for s in range(self._snd_una, seq):
+                sent = unacked.pop(s)
+                freed += sent.length
+                sample = sent
+            self._snd_una = seq
+            if sample is not None and sample.retries == 0:
+                self._rtt_sample(now - sample.sent_at)
+            self._send_buffered -= freed
+            self._backoff = 1
+            self._dupacks = 0
+            if unacked:
+                self._set_timer(T1, now + self.rto)
+                if seq < self._recover:
+                    # partial acknowledgement after a loss: the next hole too
+                    nxt = unacked.get(seq)
+                    if nxt is not None:
+                        self._resend_dt(nxt, now)
+            else:
+                self._cancel_timer(T1)
+            self._ep._event(SendSpaceAvailable(self))
+        elif duplicate and self._unacked:
+            self._dupacks += 1
+            if self._dupacks == self._config.fast_retransmit_after:
+                sent = self._unacked.get(self._snd_una)
+                if sent is not None:
+                    self._ep.stats.fast_retransmissions += 1
+                    self._recover = self._snd_nxt
+                    self._resend_dt(sent, now)
+        self._snd_uwe = seq + ak.credit
+        if subseq > seen_sub and seq == seen_seq and ak.credit > 0 and not duplicate:
+            # a window update: confirm the window we now believe in
+            self._fcc_pending = FlowControlConfirmation(ak.nr, subseq, ak.credit)
+            self._want_ack()
+        self._pump(now)
+
+    def _check_fcc(self, fcc: FlowControlConfirmation) -> None:
+        """The peer tells us the window it believes we gave; re-send ours if it is stale."""
+        ours = (self._rcv_nxt % self._mod, self._subseq, self._adv_credit)
+        theirs = (fcc.lower_window_edge, fcc.your_subsequence, fcc.your_credit)
+        if theirs != ours:
+            self._want_ack()
+
+    def _probe(self, now: float) -> None:
+        """Zero window with data waiting: ask the peer to confirm its window (AK + FCC)."""
+        if not self._send_tsdus or self._snd_nxt < self._snd_uwe:
+            return
+        nr, subseq, credit = self._peer_window
+        self._fcc_pending = FlowControlConfirmation(nr, subseq, credit)
+        self._send_ak(now)
+        self._backoff = min(self._backoff * 2, 1 << 10)
+        self._set_timer(T_PROBE, now + self.rto)
+
+    # ----------------------------------------------------------- receiving
+
+    def _credit(self) -> int:
+        return max(0, self._config.receive_window - self._rcv_queued_tpdus)
+
+    def _want_ack(self) -> None:
+        if not self._ack_pending:
+            self._ack_pending = True
+            self._ep._ack_wanted(self)
+
+    def flush_ack(self, now: float) -> None:
+        """Send the pending AK, if one is still wanted (called by the endpoint)."""
+        if self._ack_pending:
+            self._ack_pending = False
+            if self._state is State.OPEN:
+                self._send_ak(now)
+
+    def _send_ak(self, now: float) -> None:
+        credit = self._credit()
+        nr = self._rcv_nxt
+        if nr != self._adv_nr:
+            self._subseq = 0
+        elif credit != self._adv_credit:
+            self._subseq = (self._subseq + 1) & 0xFFFF
+        params: list[Param] = []
+        if self._subseq:
+            params.append(SubsequenceNumber(self._subseq))
+        if self._fcc_pending is not None:
+            params.append(self._fcc_pending)
+            self._fcc_pending = None
+        self._adv_nr = nr
+        self._adv_credit = credit
+        self._adv_uwe = max(self._adv_uwe, nr + credit)
+        ak = AK(self.remote_ref, nr % self._mod, credit, self.extended, tuple(params))
+        self._send_raw(self._encode(ak))
+        self._ack_pending = False
+        if self._state is State.OPEN:
+            self._set_timer(T_WINDOW, now + self._config.window_time)
+
+    def _a_window_timer(self, arg: None, now: float) -> None:
+        self._send_ak(now)
+
+    def _a_dt_received(self, dt: DT, now: float) -> State | None:
+        stats = self._ep.stats
+        if dt.extended != self.extended:
+            stats.invalid_tpdu += 1
+            return None
+        mod = self._mod
+        d = (dt.nr - self._rcv_nxt) % mod
+        if d >= mod // 2:
+            stats.duplicate_dt += 1
+            self._want_ack()
+            return None
+        seq = self._rcv_nxt + d
+        if seq >= self._adv_uwe:
+            stats.out_of_window += 1
+            self._want_ack()
+            return None
+        if len(dt.data) > self.max_data:
+            stats.invalid_tpdu += 1
+            return None
+        if d:
+            if seq in self._rcv_ooo:
+                stats.duplicate_dt += 1
+            else:
+                stats.out_of_order += 1
+                self._rcv_ooo[seq] = dt
+            self._want_ack()
+            return None
+        self._accept_dt(dt)
+        ooo = self._rcv_ooo
+        while ooo:
+            nxt = ooo.pop(self._rcv_nxt, None)
+            if nxt is None:
+                break
+            self._accept_dt(nxt)
+        self._want_ack()
+        if self._reasm_len > self._config.max_tsdu_size:
+            self.error = Disconnected(
+                DRReason.PROTOCOL_ERROR, by_peer=False, message="TSDU larger than max_tsdu_size"
+            )
+            self._a_disconnect((DRReason.PROTOCOL_ERROR, b""), now)
+            return State.CLOSING
+        return None
+
+    def _accept_dt(self, dt: DT) -> None:
+        self._rcv_nxt += 1
+        self._reasm.append(dt.data)
+        self._reasm_len += len(dt.data)
+        if dt.eot:
+            count = len(self._reasm)
+            tsdu = self._reasm[0] if count == 1 else b"".join(self._reasm)
+            self._reasm = []
+            self._reasm_len = 0
+            was_empty = not self._rcv_queue
+            self._rcv_queue.append((tsdu, count))
+            self._rcv_queued_tpdus += count
+            if was_empty:
+                self._ep._event(DataReceived(self))
+
+    # ------------------------------------------------------------ expedited
+
+    def _a_queue_expedited(self, data: bytes, now: float) -> None:
+        self._ed_queue.append(data)
+        self._pump_ed(now)
+
+    def _pump_ed(self, now: float) -> None:
+        if self._state is not State.OPEN or self._ed_out is not None or not self._ed_queue:
+            return
+        data = self._ed_queue.popleft()
+        nr = self._ed_nxt
+        self._ed_nxt += 1
+        raw = self._encode(ED(self.remote_ref, nr % self._mod, data, True, self.extended))
+        self._ed_out = (nr, raw)
+        self._ed_retries = 0
+        self._send_raw(raw)
+        self._set_timer(T_ED, now + self.rto)
+
+    def _retransmit_ed(self, now: float) -> None:
+        if self._ed_out is None:
+            return
+        self._ed_retries += 1
+        self._ep.stats.retransmissions += 1
+        self._send_raw(self._ed_out[1])
+        backoff = 1 << min(self._ed_retries, 10)
+        self._set_timer(T_ED, now + min(self._rto * backoff, self._config.max_retransmit_time))
+
+    def _a_ed_received(self, ed: ED, now: float) -> None:
+        if ed.extended != self.extended or not self.expedited_enabled:
+            self._ep.stats.invalid_tpdu += 1
+            return
+        mod = self._mod
+        d = (ed.nr - self._ed_rcv_nxt) % mod
+        if d == 0:
+            self._ed_rcv_nxt += 1
+            was_empty = not self._ed_received
+            self._ed_received.append(ed.data)
+            if was_empty:
+                self._ep._event(ExpeditedReceived(self))
+        elif d == mod - 1:
+            self._ep.stats.duplicate_dt += 1  # our EA was lost: acknowledge again
+        else:
+            self._ep.stats.invalid_tpdu += 1
+            return
+        self._send_raw(self._encode(EA(self.remote_ref, ed.nr, self.extended)))
+
+    def _a_ea_received(self, ea: EA, now: float) -> None:
+        out = self._ed_out
+        if out is None or ea.nr != out[0] % self._mod or ea.extended != self.extended:
+            self._ep.stats.invalid_tpdu += 1
+            return
+        self._ed_out = None
+        self._cancel_timer(T_ED)
+        self._ep._event(SendSpaceAvailable(self))
+        self._pump_ed(now)
+        self._pump(now)
+
+    # ---------------------------------------------------------------- RTT
+
+    def _rtt_sample(self, rtt: float) -> None:
+        if rtt < 0:
+            return
+        if self._srtt is None:
+            self._srtt = rtt
+            self._rttvar = rtt / 2
+        else:
+            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
+            self._srtt = 0.875 * self._srtt + 0.125 * rtt
+        cfg = self._config
+        self._rto = min(
+            max(self._srtt + 4 * self._rttvar, cfg.min_retransmit_time), cfg.max_retransmit_time
+        )
+
+
+_INPUT_OF: dict[type, Input] = {
+    CR: Input.CR,
+    CC: Input.CC,
+    DR: Input.DR,
+    DC: Input.DC,
+    DT: Input.DT,
+    ED: Input.ED,
+    AK: Input.AK,
+    EA: Input.EA,
+    ER: Input.ER,
+}
+
+_ACTIONS: dict[str, Callable[[Connection, Any, float], State | None]] = {
+    action: getattr(Connection, "_a_" + action) for _, action in TRANSITIONS.values()
+}

@@ -1,0 +1,324 @@
+"""The sans-IO endpoint: many class 4 connections over one datagram socket.
+
+Shaped like aioquic's ``QuicConnection`` and quinn-proto's endpoint: the
+driver feeds it datagrams (:meth:`Endpoint.receive_datagram`) and timer
+expiries (:meth:`Endpoint.handle_timer`) with the current time, and collects
+datagrams to send (:meth:`Endpoint.datagrams_to_send`), the next deadline
+(:meth:`Endpoint.get_timer`) and events (:meth:`Endpoint.next_event`).
+
+Demultiplexing: a TPDU is routed by its DST-REF (our reference) and must come
+from the connection's peer address; a CR is routed by (peer address, SRC-REF)
+so that retransmitted CRs reach the connection they created. Bad input is
+counted in :class:`~tp4emu.core.stats.Statistics` and dropped or answered as
+ISO 8073 says; it never raises out of the endpoint.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from ..wire import (
+    CR,
+    DC,
+    DR,
+    ER,
+    AdditionalOptions,
+    DRReason,
+    InvalidTpdu,
+    TPDUCode,
+    TPDUError,
+    decode,
+    encode_one,
+    verify,
+)
+from .config import Config
+from .connection import Address, Connection, Role
+from .events import ConnectionClosed, ConnectionRequested, ConnectionTerminated, Event
+from .state import Input, State
+from .stats import Statistics
+
+__all__ = ["Endpoint", "Listener"]
+
+
+@dataclass(eq=False)
+class Listener:
+    """A listening TSAP: CRs whose called TSAP matches queue here while CONFIRMING."""
+
+    tsap: bytes | None
+    """The called TSAP-ID served, or None for "any TSAP"."""
+    backlog: int
+    queue: deque[Connection] = field(default_factory=deque)
+    closed: bool = False
+
+
+def _host(addr: Address) -> Hashable:
+    return addr[0] if isinstance(addr, tuple) and addr else addr
+
+
+class Endpoint:
+    """Class 4 transport entity over one datagram service (sans-IO)."""
+
+    def __init__(self, config: Config | None = None, *, rng: random.Random | None = None) -> None:
+        self.config = config or Config()
+        self.stats = Statistics()
+        self._rng = rng or random.SystemRandom()
+        self._conns: dict[int, Connection] = {}
+        self._by_remote: dict[tuple[Address, int], Connection] = {}
+        self._listeners: dict[bytes | None, Listener] = {}
+        self._half_open: dict[Hashable, int] = {}
+        self._out: list[tuple[bytes, Address]] = []
+        self._acks: list[Connection] = []
+        self._events: deque[Event] = deque()
+        self._heap: list[tuple[float, int, Connection]] = []
+        self._heap_seq = 0
+
+    # ------------------------------------------------------------ user API
+
+    @property
+    def connections(self) -> list[Connection]:
+        """Every connection that still holds a reference (REFWAIT included)."""
+        return list(self._conns.values())
+
+    def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> Listener:
+        """Accept CRs for *tsap* (None: any called TSAP not served by another listener)."""
+        if tsap in self._listeners:
+            raise ValueError(f"a listener for TSAP {tsap!r} exists already")
+        listener = Listener(tsap, backlog if backlog is not None else self.config.default_backlog)
+        self._listeners[tsap] = listener
+        return listener
+
+    def close_listener(self, listener: Listener, now: float) -> None:
+        """Stop listening; queued (not accepted) connections are rejected with DR reason 2."""
+        listener.closed = True
+        if self._listeners.get(listener.tsap) is listener:
+            del self._listeners[listener.tsap]
+        while listener.queue:
+            conn = listener.queue.popleft()
+            conn.disconnect(now, DRReason.SESSION_NOT_ATTACHED)
+
+    def accept(self, listener: Listener) -> Connection | None:
+        """Take the oldest CONFIRMING connection queued on *listener*, or None."""
+        return listener.queue.popleft() if listener.queue else None
+
+    def connect(
+        self,
+        peer: Address,
+        now: float,
+        *,
+        called_tsap: bytes | None = None,
+        calling_tsap: bytes | None = None,
+        data: bytes = b"",
+    ) -> Connection:
+        """Open a connection to *peer*: sends the CR, returns the connection in WFCC.
+
+        Raises:
+            ValueError: connect data over 32 octets.
+            OSError: no free reference.
+        """
+        if len(data) > 32:
+            raise ValueError("connect data is limited to 32 octets")
+        ref = self._allocate_reference()
+        if ref is None:
+            raise OSError("no free transport reference")
+        conn = Connection(self, ref, peer, Role.INITIATOR, self.config)
+        self._conns[ref] = conn
+        conn._dispatch(Input.CONNECT, (called_tsap, calling_tsap, bytes(data)), now)
+        return conn
+
+    def statistics(self) -> Statistics:
+        """A snapshot of the counters."""
+        return self.stats.copy()
+
+    # --------------------------------------------------------- driver API
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Process one datagram from *addr*. Never raises on bad input."""
+        stats = self.stats
+        stats.datagrams_received += 1
+        stats.octets_received += len(data)
+        try:
+            tpdus = decode(data)
+        except TPDUError as exc:
+            self._bad_datagram(data, addr, exc)
+            return
+        conns = self._conns
+        for tpdu in tpdus:
+            stats.tpdus_received += 1
+            if tpdu.checksum_ok is False:
+                stats.bad_checksum += 1
+                continue
+            if isinstance(tpdu, CR):
+                self._on_cr(tpdu, addr, now)
+                continue
+            conn = conns.get(tpdu.dst_ref)  # type: ignore[union-attr]
+            if conn is None:
+                stats.unknown_reference += 1
+                if isinstance(tpdu, DR) and tpdu.src_ref:
+                    self._send(encode_one(DC(tpdu.src_ref, tpdu.dst_ref), checksum=True), addr)
+                continue
+            if conn.peer != addr:
+                stats.wrong_peer += 1
+                continue
+            if conn.checksum and tpdu.checksum_ok is None:
+                stats.missing_checksum += 1
+                continue
+            conn.receive_tpdu(tpdu, now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Take every datagram ready to go, with its destination.
+
+        AKs wanted by the datagrams received since the last call are produced
+        here, one per connection: a batch of DTs is acknowledged once.
+        """
+        if self._acks:
+            acks, self._acks = self._acks, []
+            for conn in acks:
+                conn.flush_ack(now)
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline at which :meth:`handle_timer` must run, or None."""
+        heap = self._heap
+        while heap and heap[0][0] != heap[0][2]._registered:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer that expired at *now*."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, conn = heapq.heappop(heap)
+            if deadline == conn._registered:
+                conn.handle_timer(now)
+
+    def next_event(self) -> Event | None:
+        """The next event for the user, or None."""
+        return self._events.popleft() if self._events else None
+
+    # ------------------------------------------------- hooks for Connection
+
+    def _send(self, raw: bytes, addr: Address) -> None:
+        stats = self.stats
+        stats.datagrams_sent += 1
+        stats.tpdus_sent += 1
+        stats.octets_sent += len(raw)
+        self._out.append((raw, addr))
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, ConnectionTerminated):
+            listener = getattr(event.connection, "_listener", None)
+            if listener is not None and event.connection in listener.queue:
+                listener.queue.remove(event.connection)
+        self._events.append(event)
+
+    def _schedule(self, conn: Connection, deadline: float) -> None:
+        self._heap_seq += 1
+        heapq.heappush(self._heap, (deadline, self._heap_seq, conn))
+
+    def _ack_wanted(self, conn: Connection) -> None:
+        self._acks.append(conn)
+
+    def _half_open_changed(self, conn: Connection, delta: int) -> None:
+        host = _host(conn.peer)
+        count = self._half_open.get(host, 0) + delta
+        if count:
+            self._half_open[host] = count
+        else:
+            self._half_open.pop(host, None)
+
+    def _release(self, conn: Connection) -> None:
+        if self._conns.get(conn.local_ref) is conn:
+            del self._conns[conn.local_ref]
+        key = (conn.peer, conn.remote_ref)
+        if self._by_remote.get(key) is conn:
+            del self._by_remote[key]
+        self._events.append(ConnectionClosed(conn))
+
+    # ------------------------------------------------------------- internals
+
+    def _allocate_reference(self) -> int | None:
+        if len(self._conns) >= self.config.max_connections:
+            return None
+        for _ in range(64):
+            ref = self._rng.randrange(1, 0x10000)
+            if ref not in self._conns:
+                return ref
+        free = [r for r in range(1, 0x10000) if r not in self._conns]
+        return self._rng.choice(free) if free else None
+
+    def _refuse(self, cr: CR, addr: Address, reason: DRReason) -> None:
+        self.stats.connections_refused += 1
+        self._send(encode_one(DR(cr.src_ref, 0, reason), checksum=True), addr)
+
+    def _on_cr(self, cr: CR, addr: Address, now: float) -> None:
+        stats = self.stats
+        existing = self._by_remote.get((addr, cr.src_ref))
+        if existing is not None:
+            existing.receive_tpdu(cr, now)
+            return
+        if cr.src_ref == 0 or cr.dst_ref != 0:
+            stats.invalid_tpdu += 1
+            return
+        non_use = cr.additional_options & AdditionalOptions.NON_USE_OF_CHECKSUM
+        if cr.checksum_ok is None and not non_use:
+            stats.missing_checksum += 1
+            return
+        stats.connections_requested += 1
+        listener = self._listeners.get(cr.called_tsap)
+        if listener is None:
+            listener = self._listeners.get(None)
+        if listener is None or listener.closed:
+            self._refuse(cr, addr, DRReason.SESSION_NOT_ATTACHED)
+            return
+        if cr.protocol_class != 4:
+            self._refuse(cr, addr, DRReason.NEGOTIATION_FAILED)
+            return
+        if (
+            len(listener.queue) >= listener.backlog
+            or self._half_open.get(_host(addr), 0) >= self.config.max_half_open_per_address
+        ):
+            self._refuse(cr, addr, DRReason.CONGESTION)
+            return
+        ref = self._allocate_reference()
+        if ref is None:
+            self._refuse(cr, addr, DRReason.REFERENCE_OVERFLOW)
+            return
+        conn = Connection(self, ref, addr, Role.RESPONDER, self.config)
+        conn._listener = listener  # type: ignore[attr-defined]
+        self._conns[ref] = conn
+        self._by_remote[(addr, cr.src_ref)] = conn
+        conn.receive_tpdu(cr, now)
+        listener.queue.append(conn)
+        self._events.append(ConnectionRequested(conn, listener.tsap))
+
+    def _bad_datagram(self, data: bytes, addr: Address, exc: TPDUError) -> None:
+        """An undecodable datagram: drop it, or answer with DR (a CR) or ER (open connection).
+
+        An answer is sent only when the bytes carry a valid checksum or belong to
+        a connection without checksum: a corrupted datagram is dropped silently.
+        """
+        self.stats.undecodable += 1
+        raw = data[exc.offset :]
+        if len(raw) < 4:
+            return
+        code = raw[1] >> 4
+        if code == TPDUCode.CR:
+            if len(raw) >= 6 and verify(raw):
+                src_ref = int.from_bytes(raw[4:6], "big")
+                if src_ref and (addr, src_ref) not in self._by_remote:
+                    self.stats.connections_refused += 1
+                    self._send(encode_one(DR(src_ref, 0, exc.reason), checksum=True), addr)
+            return
+        conn = self._conns.get(int.from_bytes(raw[2:4], "big"))
+        if conn is None or conn.peer != addr or conn.state is not State.OPEN:
+            return
+        if conn.checksum and not verify(raw):
+            return
+        self.stats.er_sent += 1
+        er = ER(conn.remote_ref, exc.cause, (InvalidTpdu(exc.header[:32]),))
+        self._send(encode_one(er, checksum=conn.checksum), addr)

@@ -1,0 +1,690 @@
+"""TP4 over UDP on trio: the I/O driver of the sans-IO engine and its public API.
+
+One :class:`TP4Endpoint` owns one datagram socket, one receive task and one
+timer task. The receive task waits for readability once, then drains the
+socket in a batch, feeds every datagram to the core and sends what the core
+produced (a batch of DTs is acknowledged by one AK). The timer task sleeps
+until the core's next deadline; its cancel scope's deadline is moved when the
+core asks for an earlier one, so no timer object exists per TPDU.
+
+Connections returned by :meth:`TP4Listener.accept` are still CONFIRMING, as in
+4.4BSD's netiso: nothing has been sent to the peer yet. ``getpeername()`` works;
+``reject()``/``aclose()`` sends a DR and the peer's connect fails; ``confirm()``,
+the first ``send()`` or the first ``receive()`` sends the CC.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket as _stdsocket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import trio
+
+from .core import (
+    Config,
+    Connection,
+    ConnectionRequested,
+    Disconnected,
+    Endpoint,
+    Listener,
+    State,
+    Statistics,
+)
+from .core.connection import Address
+from .core.events import ConnectionClosed
+from .wire import MAX_ED_DATA, DRReason
+
+__all__ = [
+    "DatagramSocket",
+    "TP4Connection",
+    "TP4Endpoint",
+    "TP4Listener",
+    "TP4Stream",
+    "UDPSocket",
+    "open_endpoint",
+    "serve",
+]
+
+_BATCH = 256  # datagrams drained per wakeup before the core's output is flushed
+_OPEN_STATES = frozenset({State.CONFIRMING, State.AKWAIT, State.OPEN})
+
+
+class DatagramSocket(Protocol):
+    """What the driver needs of a datagram socket (real UDP, or a test network)."""
+
+    def getsockname(self) -> Address: ...
+    async def wait_readable(self) -> None: ...
+    def recv_nowait(self) -> tuple[bytes, Address] | None: ...
+    def send_nowait(self, data: bytes, addr: Address) -> bool: ...
+    async def wait_writable(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class UDPSocket:
+    """A non-blocking stdlib UDP socket driven with trio's readiness waits.
+
+    Cheaper than ``await trio.socket.recvfrom`` per datagram: one wait, then a
+    drain with plain non-blocking calls.
+    """
+
+    def __init__(self, local: tuple[str, int], *, rcvbuf: int = 4 * 1024 * 1024) -> None:
+        family = _stdsocket.AF_INET6 if ":" in local[0] else _stdsocket.AF_INET
+        self._sock = _stdsocket.socket(family, _stdsocket.SOCK_DGRAM)
+        try:
+            self._sock.setblocking(False)
+            for opt in (_stdsocket.SO_RCVBUF, _stdsocket.SO_SNDBUF):
+                try:
+                    self._sock.setsockopt(_stdsocket.SOL_SOCKET, opt, rcvbuf)
+                except OSError:  # pragma: no cover - platform limits
+                    pass
+            self._sock.bind(local)
+        except BaseException:
+            self._sock.close()
+            raise
+
+    def getsockname(self) -> Address:
+        """The bound (host, port)."""
+        return tuple(self._sock.getsockname()[:2])
+
+    async def wait_readable(self) -> None:
+        """Wait until a datagram can be read."""
+        await trio.lowlevel.wait_readable(self._sock)
+
+    def recv_nowait(self) -> tuple[bytes, Address] | None:
+        """One datagram, or None when none is queued."""
+        try:
+            data, addr = self._sock.recvfrom(65535)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return None  # e.g. ICMP port unreachable reported on Linux
+        return data, tuple(addr[:2])
+
+    def send_nowait(self, data: bytes, addr: Address) -> bool:
+        """Send one datagram; False when the socket buffer is full."""
+        try:
+            self._sock.sendto(data, addr)  # type: ignore[arg-type]
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            pass  # unreachable peer: class 4 recovers or gives up by itself
+        return True
+
+    async def wait_writable(self) -> None:
+        """Wait until the socket can send."""
+        await trio.lowlevel.wait_writable(self._sock)
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._sock.close()
+
+
+class TP4Endpoint:
+    """A TP4 transport entity on one UDP socket. Create it with :func:`open_endpoint`."""
+
+    def __init__(self, sock: DatagramSocket, config: Config, pcap: Any = None) -> None:
+        self._sock = sock
+        self.config = config
+        self._core = Endpoint(config)
+        self._pcap = pcap
+        self._local = sock.getsockname()
+        self._wrappers: dict[int, TP4Connection] = {}
+        self._listeners: dict[int, TP4Listener] = {}
+        self._timer_scope: trio.CancelScope | None = None
+        self._closed = False
+        self._send_blocked: list[tuple[bytes, Address]] = []
+        self._writable = trio.Event()
+        self._writable.set()
+
+    # -------------------------------------------------------------- public
+
+    def getsockname(self) -> Address:
+        """The local (host, port) of the UDP socket."""
+        return self._local
+
+    def statistics(self) -> Statistics:
+        """A snapshot of the endpoint's counters."""
+        return self._core.statistics()
+
+    @property
+    def core(self) -> Endpoint:
+        """The sans-IO endpoint (for inspection; do not drive it directly)."""
+        return self._core
+
+    def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> TP4Listener:
+        """Listen for CRs whose called TSAP is *tsap* (None: any TSAP).
+
+        *backlog* bounds the CONFIRMING connections not yet accepted; CRs
+        beyond it are answered with DR reason 1 (congestion).
+        """
+        core_listener = self._core.listen(tsap, backlog)
+        listener = TP4Listener(self, core_listener)
+        self._listeners[id(core_listener)] = listener
+        return listener
+
+    async def connect(
+        self,
+        peer: tuple[str, int],
+        *,
+        called_tsap: bytes | None = None,
+        calling_tsap: bytes | None = None,
+        data: bytes = b"",
+    ) -> TP4Connection:
+        """Open a connection and wait until the peer confirms it (state OPEN).
+
+        Raises:
+            ConnectionRejected: the peer answered with a DR (``.reason``, ``.data``).
+            ConnectionTimedOut: no answer after N CR retransmissions (a TimeoutError).
+        """
+        self._check_open()
+        core = self._core.connect(
+            tuple(peer),
+            trio.current_time(),
+            called_tsap=called_tsap,
+            calling_tsap=calling_tsap,
+            data=data,
+        )
+        conn = self._wrap(core)
+        self._flush()
+        try:
+            while core.state is State.WFCC:
+                await conn._lot.park()
+        except BaseException:
+            if core.state is State.WFCC:
+                core.disconnect(trio.current_time())
+                self._flush()
+            raise
+        if core.state is not State.OPEN:
+            assert core.error is not None
+            raise core.error
+        return conn
+
+    async def aclose(self) -> None:
+        """Abort every connection (DR), stop the tasks, close the socket."""
+        if self._closed:
+            return
+        now = trio.current_time()
+        for conn in self._core.connections:
+            if conn.state in (State.WFCC, State.CONFIRMING, State.AKWAIT, State.OPEN):
+                conn.disconnect(now, DRReason.NORMAL)
+        self._flush()
+        self._closed = True
+        for wrapper in list(self._wrappers.values()):
+            wrapper._lot.unpark_all()
+        for listener in self._listeners.values():
+            listener._lot.unpark_all()
+        self._sock.close()
+        await trio.lowlevel.checkpoint()
+
+    # ------------------------------------------------------------ driver
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the endpoint is closed")
+
+    def _wrap(self, core: Connection) -> TP4Connection:
+        wrapper = self._wrappers.get(id(core))
+        if wrapper is None:
+            wrapper = TP4Connection(self, core)
+            self._wrappers[id(core)] = wrapper
+        return wrapper
+
+    async def _receive_loop(self) -> None:
+        sock = self._sock
+        core = self._core
+        while True:
+            await sock.wait_readable()
+            now = trio.current_time()
+            for _ in range(_BATCH):
+                item = sock.recv_nowait()
+                if item is None:
+                    break
+                data, addr = item
+                if self._pcap is not None:
+                    self._record(data, addr, self._local)
+                core.receive_datagram(data, addr, now)
+            self._flush()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _timer_loop(self) -> None:
+        core = self._core
+        while True:
+            deadline = core.get_timer()
+            with trio.CancelScope(deadline=deadline if deadline is not None else float("inf")) as cs:
+                self._timer_scope = cs
+                await trio.sleep_forever()
+            self._timer_scope = None
+            now = trio.current_time()
+            core.handle_timer(now)
+            self._flush()
+
+    async def _send_loop(self) -> None:
+        """Sends what did not fit in the socket buffer (rare: the core flushes inline)."""
+        while True:
+            await self._writable.wait()
+            self._writable = trio.Event()
+            while self._send_blocked:
+                await self._sock.wait_writable()
+                pending, self._send_blocked = self._send_blocked, []
+                for i, (raw, addr) in enumerate(pending):
+                    if not self._sock.send_nowait(raw, addr):
+                        self._send_blocked = pending[i:] + self._send_blocked
+                        break
+
+    def _flush(self) -> None:
+        """Send the core's output, wake the tasks its events concern, re-arm the timer."""
+        core = self._core
+        now = trio.current_time()
+        out = core.datagrams_to_send(now)
+        if out and not self._closed:
+            sock = self._sock
+            blocked = self._send_blocked
+            for raw, addr in out:
+                if self._pcap is not None:
+                    self._record(raw, self._local, addr)
+                if blocked or not sock.send_nowait(raw, addr):
+                    blocked.append((raw, addr))
+            if blocked:
+                self._writable.set()
+        while (event := core.next_event()) is not None:
+            conn = event.connection
+            if isinstance(event, ConnectionRequested):
+                listener = self._listeners.get(id(getattr(conn, "_listener", None)))
+                if listener is not None:
+                    listener._lot.unpark_all()
+                continue
+            wrapper = self._wrappers.get(id(conn))
+            if wrapper is not None:
+                wrapper._lot.unpark_all()
+                if isinstance(event, ConnectionClosed):
+                    del self._wrappers[id(conn)]
+        scope = self._timer_scope
+        deadline = core.get_timer()
+        if scope is not None and deadline is not None and deadline < scope.deadline:
+            scope.deadline = deadline
+
+    def _record(self, data: bytes, src: Address, dst: Address) -> None:
+        try:
+            self._pcap.write(data, src=src, dst=dst, timestamp=time.time())
+        except (OSError, ValueError):  # pragma: no cover - a broken capture never breaks I/O
+            self._pcap = None
+
+
+class TP4Listener(trio.abc.Listener["TP4Connection"]):
+    """Accepts connections that are still CONFIRMING."""
+
+    def __init__(self, endpoint: TP4Endpoint, core: Listener) -> None:
+        self._ep = endpoint
+        self._core = core
+        self._lot = trio.lowlevel.ParkingLot()
+
+    @property
+    def tsap(self) -> bytes | None:
+        """The called TSAP this listener serves (None: any)."""
+        return self._core.tsap
+
+    async def accept(self) -> TP4Connection:
+        """Wait for a CR and return its connection, in state CONFIRMING."""
+        while True:
+            if self._core.closed or self._ep._closed:
+                raise trio.ClosedResourceError("listener is closed")
+            core = self._ep._core.accept(self._core)
+            if core is not None:
+                await trio.lowlevel.checkpoint()
+                return self._ep._wrap(core)
+            await self._lot.park()
+
+    async def aclose(self) -> None:
+        """Stop listening; connections queued but not accepted get DR reason 2."""
+        if not self._core.closed:
+            self._ep._core.close_listener(self._core, trio.current_time())
+            self._ep._flush()
+        self._lot.unpark_all()
+        await trio.lowlevel.checkpoint()
+
+
+class TP4Connection(trio.abc.Channel[bytes]):
+    """A TP4 connection: a channel of TSDUs (whole messages), plus expedited data.
+
+    Errors: a connection the peer released raises
+    :class:`~tp4emu.core.errors.Disconnected` (with ``.reason``) from pending
+    and later calls, except ``receive()`` after a normal release (reason 128)
+    with nothing left to read, which raises :class:`trio.EndOfChannel`.
+    Calls after our own ``aclose()`` raise :class:`trio.ClosedResourceError`.
+    """
+
+    def __init__(self, endpoint: TP4Endpoint, core: Connection) -> None:
+        self._ep = endpoint
+        self._core = core
+        self._lot = trio.lowlevel.ParkingLot()
+        self._receiving = False
+        self._receiving_ed = False
+
+    # -------------------------------------------------------------- info
+
+    @property
+    def state(self) -> State:
+        """The connection's state (CONFIRMING until confirmed, OPEN, ...)."""
+        return self._core.state
+
+    @property
+    def core(self) -> Connection:
+        """The sans-IO connection (for inspection)."""
+        return self._core
+
+    @property
+    def connect_data(self) -> bytes:
+        """The CR's user data; reading it does not confirm."""
+        return self._core.connect_data
+
+    @property
+    def confirm_data(self) -> bytes:
+        """The CC's user data."""
+        return self._core.confirm_data
+
+    @property
+    def calling_tsap(self) -> bytes | None:
+        """The calling TSAP-ID of the CR."""
+        return self._core.calling_tsap
+
+    @property
+    def called_tsap(self) -> bytes | None:
+        """The called TSAP-ID of the CR."""
+        return self._core.called_tsap
+
+    def getpeername(self) -> Address:
+        """The peer's (host, port); works while CONFIRMING, as netiso's getpeername.
+
+        Raises:
+            OSError: ENOTCONN when the connection is not (yet or any more) connected.
+        """
+        if self._core.state not in _OPEN_STATES:
+            raise OSError(errno.ENOTCONN, "transport connection is not connected")
+        return self._core.peer
+
+    def getsockname(self) -> Address:
+        """The local (host, port)."""
+        return self._ep.getsockname()
+
+    # ------------------------------------------------------------- calls
+
+    def _raise_if_finished(self) -> None:
+        core = self._core
+        if core.closed_by_user or self._ep._closed:
+            raise trio.ClosedResourceError("connection was closed")
+        if core.error is not None:
+            raise core.error
+        if core.state not in _OPEN_STATES and core.state is not State.WFCC:
+            raise trio.ClosedResourceError("connection is closed")
+
+    async def confirm(self, data: bytes = b"") -> None:
+        """Confirm a CONFIRMING connection: the CC goes out with *data* (≤32 octets)."""
+        await trio.lowlevel.checkpoint()
+        self._raise_if_finished()
+        self._core.confirm(trio.current_time(), data)
+        self._ep._flush()
+
+    async def reject(self, reason: int = DRReason.NORMAL, data: bytes = b"") -> None:
+        """Refuse a CONFIRMING connection with a DR (*reason*, ≤64 octets of *data*).
+
+        The peer's ``connect()`` fails with ``ConnectionRejected(reason, data)``.
+        On a confirmed connection this is an abortive release with that reason.
+        """
+        await trio.lowlevel.checkpoint()
+        if self._core.state in (State.CLOSED, State.REFWAIT, State.CLOSING):
+            return
+        self._core.disconnect(trio.current_time(), reason, data)
+        self._ep._flush()
+        self._lot.unpark_all()
+
+    async def send(self, value: bytes | bytearray | memoryview) -> None:
+        """Send one TSDU (confirms a CONFIRMING connection first).
+
+        Waits while the send buffer is full.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        core = self._core
+        self._raise_if_finished()
+        size = len(value)
+        while (
+            core.state in _OPEN_STATES
+            and core.error is None
+            and core._send_buffered
+            and core.send_buffer_available < size
+        ):
+            if core.state is State.CONFIRMING:
+                core.confirm(trio.current_time())
+                self._ep._flush()
+            await self._lot.park()
+            self._raise_if_finished()
+        self._raise_if_finished()
+        core.send(trio.current_time(), value)
+        self._ep._flush()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def send_expedited(self, data: bytes) -> None:
+        """Send expedited data (1..16 octets): it overtakes normal data sent later.
+
+        Waits while a previous ED is unacknowledged.
+        """
+        if not 1 <= len(data) <= MAX_ED_DATA:
+            raise ValueError(f"expedited data must be 1..{MAX_ED_DATA} octets")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        core = self._core
+        self._raise_if_finished()
+        while not core.expedited_slot_free:
+            await self._lot.park()
+            self._raise_if_finished()
+        core.send_expedited(trio.current_time(), data)
+        self._ep._flush()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def receive(self) -> bytes:
+        """Receive one whole TSDU (confirms a CONFIRMING connection first).
+
+        Raises:
+            trio.EndOfChannel: the peer released normally and all data was read.
+            Disconnected: the peer released with another reason, or we gave up.
+            trio.BusyResourceError: another task is already receiving.
+        """
+        if self._receiving:
+            raise trio.BusyResourceError("another task is receiving on this connection")
+        self._receiving = True
+        try:
+            core = self._core
+            if core.state is State.CONFIRMING:
+                core.confirm(trio.current_time())
+                self._ep._flush()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            while True:
+                tsdu = core.receive()
+                if tsdu is not None:
+                    self._ep._flush()
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return tsdu
+                if core.closed_by_user or self._ep._closed:
+                    raise trio.ClosedResourceError("connection was closed")
+                err = core.error
+                if err is not None:
+                    if isinstance(err, Disconnected) and err.by_peer and err.reason == 128:
+                        raise trio.EndOfChannel
+                    raise err
+                await self._lot.park()
+        finally:
+            self._receiving = False
+
+    async def receive_expedited(self) -> bytes:
+        """Receive the next expedited data unit (confirms a CONFIRMING connection first)."""
+        if self._receiving_ed:
+            raise trio.BusyResourceError("another task is receiving expedited data")
+        self._receiving_ed = True
+        try:
+            core = self._core
+            if core.state is State.CONFIRMING:
+                core.confirm(trio.current_time())
+                self._ep._flush()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            while True:
+                data = core.receive_expedited()
+                if data is not None:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return data
+                self._raise_if_finished()
+                if core.state not in _OPEN_STATES:
+                    raise trio.ClosedResourceError("connection is closed")
+                await self._lot.park()
+        finally:
+            self._receiving_ed = False
+
+    async def aclose(self) -> None:
+        """Release the connection: wait until sent data is acknowledged, then DR.
+
+        While CONFIRMING this rejects the connection (DR reason 128), as
+        closing a confirming socket does in netiso. If cancelled while waiting,
+        the release becomes abortive (DR at once).
+        """
+        core = self._core
+        try:
+            while core.state in (State.OPEN, State.AKWAIT) and not core.send_idle:
+                await self._lot.park()
+        finally:
+            if core.state not in (State.CLOSED, State.REFWAIT, State.CLOSING):
+                core.disconnect(trio.current_time(), DRReason.NORMAL)
+                self._ep._flush()
+            core.closed_by_user = True
+            self._lot.unpark_all()
+        await trio.lowlevel.checkpoint()
+
+    def as_stream(self) -> TP4Stream:
+        """A byte-stream view of this connection (trio.abc.HalfCloseableStream)."""
+        return TP4Stream(self)
+
+
+class TP4Stream(trio.abc.HalfCloseableStream):
+    """Byte-stream view of a :class:`TP4Connection`.
+
+    ``send_all`` sends its data as one TSDU; ``receive_some`` returns octets of
+    the received TSDUs in order. TP4 has no half-close of its own: ``send_eof``
+    sends an empty TSDU, which this view reads as end of stream.
+    """
+
+    def __init__(self, conn: TP4Connection) -> None:
+        self.connection = conn
+        self._buffer = b""
+        self._eof = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send *data* (as one TSDU)."""
+        if data:
+            await self.connection.send(data)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the send buffer has room."""
+        core = self.connection._core
+        while core.send_buffer_available == 0 and core.state in _OPEN_STATES:
+            await self.connection._lot.park()
+        await trio.lowlevel.checkpoint()
+
+    async def send_eof(self) -> None:
+        """Signal end of stream to the peer (an empty TSDU)."""
+        await self.connection.send(b"")
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Receive up to *max_bytes* octets; b"" at end of stream."""
+        if not self._buffer and not self._eof:
+            try:
+                tsdu = await self.connection.receive()
+            except trio.EndOfChannel:
+                tsdu = b""
+            if not tsdu:
+                self._eof = True
+            self._buffer = tsdu
+        else:
+            await trio.lowlevel.checkpoint()
+        n = len(self._buffer) if max_bytes is None else max_bytes
+        chunk, self._buffer = self._buffer[:n], self._buffer[n:]
+        return chunk
+
+    async def aclose(self) -> None:
+        """Close the underlying connection."""
+        await self.connection.aclose()
+
+
+@asynccontextmanager
+async def open_endpoint(
+    local: tuple[str, int] = ("127.0.0.1", 0),
+    *,
+    config: Config | None = None,
+    socket: DatagramSocket | None = None,
+    pcap: Any = None,
+) -> AsyncIterator[TP4Endpoint]:
+    """Open a TP4 endpoint on a UDP socket bound to *local*.
+
+    Args:
+        local: address to bind (port 0: any free port).
+        config: timers and limits (:class:`~tp4emu.core.config.Config`).
+        socket: a ready :class:`DatagramSocket` to use instead (tests).
+        pcap: a :class:`tp4emu.wire.pcap.PcapWriter` recording every TPDU.
+    """
+    cfg = config or Config()
+    sock = socket if socket is not None else UDPSocket(local)
+    endpoint = TP4Endpoint(sock, cfg, pcap)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(endpoint._receive_loop)
+        nursery.start_soon(endpoint._timer_loop)
+        nursery.start_soon(endpoint._send_loop)
+        try:
+            yield endpoint
+        finally:
+            with trio.CancelScope(shield=True):
+                await endpoint.aclose()
+            nursery.cancel_scope.cancel()
+
+
+Handler = Callable[[TP4Connection], Awaitable[object]]
+
+
+async def serve(
+    handler: Handler,
+    endpoint: TP4Endpoint,
+    *,
+    tsap: bytes | None = None,
+    backlog: int | None = None,
+    auto_confirm: bool = False,
+    handler_nursery: trio.Nursery | None = None,
+    task_status: trio.TaskStatus[TP4Listener] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept connections forever, running ``handler(conn)`` for each in its own task.
+
+    In the style of :func:`trio.serve_listeners`. The handler gets a CONFIRMING
+    connection, unless *auto_confirm* is set: then the CC is sent before the
+    handler runs (TCP-like behaviour). The connection is closed when the
+    handler returns.
+    """
+    listener = endpoint.listen(tsap, backlog)
+
+    async def run(conn: TP4Connection) -> None:
+        try:
+            if auto_confirm:
+                await conn.confirm()
+            await handler(conn)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(endpoint.config.window_time):
+                await conn.aclose()
+
+    async with trio.open_nursery() as nursery:
+        task_status.started(listener)
+        target = handler_nursery or nursery
+        try:
+            while True:
+                conn = await listener.accept()
+                target.start_soon(run, conn)
+        finally:
+            with trio.CancelScope(shield=True):
+                await listener.aclose()
