@@ -15,6 +15,7 @@ the first ``send()`` or the first ``receive()`` sends the CC.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket as _stdsocket
 import time
@@ -77,10 +78,8 @@ class UDPSocket:
         try:
             self._sock.setblocking(False)
             for opt in (_stdsocket.SO_RCVBUF, _stdsocket.SO_SNDBUF):
-                try:
+                with contextlib.suppress(OSError):  # platform limits
                     self._sock.setsockopt(_stdsocket.SOL_SOCKET, opt, rcvbuf)
-                except OSError:  # pragma: no cover - platform limits
-                    pass
             self._sock.bind(local)
         except BaseException:
             self._sock.close()
@@ -107,7 +106,7 @@ class UDPSocket:
     def send_nowait(self, data: bytes, addr: Address) -> bool:
         """Send one datagram; False when the socket buffer is full."""
         try:
-            self._sock.sendto(data, addr)  # type: ignore[arg-type]
+            self._sock.sendto(data, addr)  # type: ignore[call-overload]
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
@@ -254,7 +253,9 @@ class TP4Endpoint:
         core = self._core
         while True:
             deadline = core.get_timer()
-            with trio.CancelScope(deadline=deadline if deadline is not None else float("inf")) as cs:
+            if deadline is None:
+                deadline = float("inf")
+            with trio.CancelScope(deadline=deadline) as cs:
                 self._timer_scope = cs
                 await trio.sleep_forever()
             self._timer_scope = None

@@ -282,9 +282,7 @@ class Connection:
             self._dispatch(Input.CONFIRM, b"", now)
         self._dispatch(Input.SEND_EXPEDITED, bytes(data), now)
 
-    def disconnect(
-        self, now: float, reason: int = DRReason.NORMAL, data: bytes = b""
-    ) -> None:
+    def disconnect(self, now: float, reason: int = DRReason.NORMAL, data: bytes = b"") -> None:
         """Release (or, while CONFIRMING, reject) the connection with a DR.
 
         Data still queued is discarded: ISO transport release is abrupt; wait
@@ -331,9 +329,7 @@ class Connection:
                     self._answer_dc(arg)
                 return
             if inp in USER_INPUTS:
-                raise LocalProtocolError(
-                    f"{inp.value} is not allowed in state {self._state.name}"
-                )
+                raise LocalProtocolError(f"{inp.value} is not allowed in state {self._state.name}")
             return  # a stale timer
         next_state, action = entry
         override = _ACTIONS[action](self, arg, now)
@@ -476,9 +472,7 @@ class Connection:
         self._backoff = min(self._backoff * 2, 1 << 10)
         self._ep.stats.retransmissions += 1
         self._send_raw(self._ctl_raw)
-        base = (
-            self._config.cr_retransmit_time if self._state is State.WFCC else self._rto
-        )
+        base = self._config.cr_retransmit_time if self._state is State.WFCC else self._rto
         self._set_timer(T1, now + min(base * self._backoff, self._config.max_retransmit_time))
 
     # ------------------------------------------------------- establishment
@@ -829,11 +823,11 @@ class Connection:
         elif duplicate and self._unacked:
             self._dupacks += 1
             if self._dupacks == self._config.fast_retransmit_after:
-                sent = self._unacked.get(self._snd_una)
-                if sent is not None:
+                first = self._unacked.get(self._snd_una)
+                if first is not None:
                     self._ep.stats.fast_retransmissions += 1
                     self._recover = self._snd_nxt
-                    self._resend_dt(sent, now)
+                    self._resend_dt(first, now)
         self._snd_uwe = seq + ak.credit
         if subseq > seen_sub and seq == seen_seq and ak.credit > 0 and not duplicate:
             # a window update: confirm the window we now believe in

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -70,12 +70,12 @@ class ConnectionClosed:
     connection: Connection
 
 
-Event = Union[
-    ConnectionRequested,
-    ConnectionEstablished,
-    DataReceived,
-    ExpeditedReceived,
-    SendSpaceAvailable,
-    ConnectionTerminated,
-    ConnectionClosed,
-]
+Event = (
+    ConnectionRequested
+    | ConnectionEstablished
+    | DataReceived
+    | ExpeditedReceived
+    | SendSpaceAvailable
+    | ConnectionTerminated
+    | ConnectionClosed
+)
