@@ -1,1 +1,61 @@
-"""tp4emu."""
+"""tp4emu: ISO 8073 / X.224 transport class 4 over UDP, on trio.
+
+Connections returned by ``accept()`` are still *confirming*, as in 4.4BSD's
+netiso: inspect the peer, then confirm (CC) or reject (DR) before the
+connection exists for the client.
+
+Quick start::
+
+    async with tp4emu.open_endpoint(("127.0.0.1", 10200)) as ep:
+        listener = ep.listen(b"echo")
+        conn = await listener.accept()          # state CONFIRMING, nothing sent yet
+        host, port = conn.getpeername()
+        if host in allowed:
+            msg = await conn.receive()          # confirms: the CC goes out now
+        else:
+            await conn.reject()                 # DR: the client's connect() fails
+"""
+
+from .core import (
+    Config,
+    ConnectionRejected,
+    ConnectionTimedOut,
+    Disconnected,
+    LocalProtocolError,
+    State,
+    Statistics,
+    TP4Error,
+)
+from .udp import (
+    DatagramSocket,
+    TP4Connection,
+    TP4Endpoint,
+    TP4Listener,
+    TP4Stream,
+    open_endpoint,
+    serve,
+)
+from .wire import DRReason, ERCause
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConnectionRejected",
+    "ConnectionTimedOut",
+    "DRReason",
+    "DatagramSocket",
+    "Disconnected",
+    "ERCause",
+    "LocalProtocolError",
+    "State",
+    "Statistics",
+    "TP4Connection",
+    "TP4Endpoint",
+    "TP4Error",
+    "TP4Listener",
+    "TP4Stream",
+    "__version__",
+    "open_endpoint",
+    "serve",
+]

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import socket as _stdsocket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import trio
 
@@ -141,9 +142,9 @@ class TP4Endpoint:
 
     # -------------------------------------------------------------- public
 
-    def getsockname(self) -> Address:
+    def getsockname(self) -> tuple[str, int]:
         """The local (host, port) of the UDP socket."""
-        return self._local
+        return cast(tuple[str, int], self._local)
 
     def statistics(self) -> Statistics:
         """A snapshot of the endpoint's counters."""
@@ -180,8 +181,9 @@ class TP4Endpoint:
             ConnectionTimedOut: no answer after N CR retransmissions (a TimeoutError).
         """
         self._check_open()
+        peer = await _resolve(peer)
         core = self._core.connect(
-            tuple(peer),
+            peer,
             trio.current_time(),
             called_tsap=called_tsap,
             calling_tsap=calling_tsap,
@@ -315,6 +317,17 @@ class TP4Endpoint:
             self._pcap = None
 
 
+async def _resolve(peer: tuple[str, int]) -> tuple[str, int]:
+    """A numeric (host, port): replies are matched against the address they come from."""
+    host, port = peer[0], int(peer[1])
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        infos = await trio.socket.getaddrinfo(host, port, type=_stdsocket.SOCK_DGRAM)
+        host = str(infos[0][4][0])
+    return host, port
+
+
 class TP4Listener(trio.abc.Listener["TP4Connection"]):
     """Accepts connections that are still CONFIRMING."""
 
@@ -397,7 +410,7 @@ class TP4Connection(trio.abc.Channel[bytes]):
         """The called TSAP-ID of the CR."""
         return self._core.called_tsap
 
-    def getpeername(self) -> Address:
+    def getpeername(self) -> tuple[str, int]:
         """The peer's (host, port); works while CONFIRMING, as netiso's getpeername.
 
         Raises:
@@ -405,9 +418,9 @@ class TP4Connection(trio.abc.Channel[bytes]):
         """
         if self._core.state not in _OPEN_STATES:
             raise OSError(errno.ENOTCONN, "transport connection is not connected")
-        return self._core.peer
+        return cast(tuple[str, int], self._core.peer)
 
-    def getsockname(self) -> Address:
+    def getsockname(self) -> tuple[str, int]:
         """The local (host, port)."""
         return self._ep.getsockname()
 
