@@ -399,7 +399,7 @@ def _decode_param(code: int, value: bytes, *, in_er: bool, extended: bool) -> Pa
     if code == ParamCode.THROUGHPUT:
         if len(value) not in (12, 24):
             return UnknownParam(code, value)
-        return Throughput(tuple(THROUGHPUT.parse(value).values))
+        return Throughput(tuple(THROUGHPUT.parse(value)["values"]))  # not .values: dict method
     if code == ParamCode.SUBSEQUENCE_NUMBER:
         return SubsequenceNumber(U16.parse(value).value)
     if code == ParamCode.REASSIGNMENT_TIME:

@@ -46,6 +46,7 @@ from .params import (
     CallingTsap,
     FlowControlConfirmation,
     Param,
+    SelectiveAck,
     SubsequenceNumber,
     TpduSize,
     decode_param,
@@ -596,6 +597,11 @@ def encode_one(tpdu: TPDU, *, checksum: bool = False, fast: bool = True) -> byte
             return quick(tpdu, checksum)  # type: ignore[no-any-return]
     name, ext, header, data = _fields(tpdu)
     _check_data(name, data)
+    if name == "DT0" and tpdu.params:
+        raise ValueError("DT0 (classes 0/1) has no variable part: it cannot carry parameters")
+    for p in tpdu.params:
+        if isinstance(p, SelectiveAck) and p.extended != ext:
+            raise ValueError("a SelectiveAck must use the format (normal/extended) of its TPDU")
     params = [{"code": p.code, "value": encode_param_value(p)} for p in tpdu.params]
     use_checksum = checksum and name != "DT0"
     if use_checksum:
