@@ -139,6 +139,7 @@ class TP4Endpoint:
         self._send_blocked: list[tuple[bytes, Address]] = []
         self._writable = trio.Event()
         self._writable.set()
+        self._ack_wanted = trio.Event()
 
     # -------------------------------------------------------------- public
 
@@ -205,7 +206,10 @@ class TP4Endpoint:
         return conn
 
     async def aclose(self) -> None:
-        """Abort every connection (DR), stop the tasks, close the socket."""
+        """Abort every connection (DR, sent once); calls on the endpoint fail from now on.
+
+        The socket closes when the ``open_endpoint`` block exits.
+        """
         if self._closed:
             return
         now = trio.current_time()
@@ -218,7 +222,6 @@ class TP4Endpoint:
             wrapper._lot.unpark_all()
         for listener in self._listeners.values():
             listener._lot.unpark_all()
-        self._sock.close()
         await trio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ driver
@@ -248,8 +251,22 @@ class TP4Endpoint:
                 if self._pcap is not None:
                     self._record(data, addr, self._local)
                 core.receive_datagram(data, addr, now)
-            self._flush()
+            self._flush(acks=False)
+            if core.acks_pending:
+                self._ack_wanted.set()
             await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _ack_loop(self) -> None:
+        """Send the AKs of a received batch one scheduling round later.
+
+        Tasks woken by the batch run first: a reply they send carries the AK
+        in its own datagram (AK + DT concatenated), as a delayed ACK would.
+        """
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted = trio.Event()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self._flush()
 
     async def _timer_loop(self) -> None:
         core = self._core
@@ -278,11 +295,11 @@ class TP4Endpoint:
                         self._send_blocked = pending[i:] + self._send_blocked
                         break
 
-    def _flush(self) -> None:
+    def _flush(self, *, acks: bool = True) -> None:
         """Send the core's output, wake the tasks its events concern, re-arm the timer."""
         core = self._core
         now = trio.current_time()
-        out = core.datagrams_to_send(now)
+        out = core.datagrams_to_send(now, acks=acks)
         if out and not self._closed:
             sock = self._sock
             blocked = self._send_blocked
@@ -653,12 +670,14 @@ async def open_endpoint(
         nursery.start_soon(endpoint._receive_loop)
         nursery.start_soon(endpoint._timer_loop)
         nursery.start_soon(endpoint._send_loop)
+        nursery.start_soon(endpoint._ack_loop)
         try:
             yield endpoint
         finally:
             with trio.CancelScope(shield=True):
                 await endpoint.aclose()
             nursery.cancel_scope.cancel()
+    sock.close()
 
 
 Handler = Callable[[TP4Connection], Awaitable[object]]

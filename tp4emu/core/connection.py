@@ -748,7 +748,11 @@ class Connection:
             self._snd_nxt = seq + 1
             raw = encode_one(DT(ref, seq % mod, eot, chunk, ext), checksum=checksum)
             unacked[seq] = _Sent(raw, len(chunk), now)
-            self._ep._send(raw, self.peer)
+            if self._ack_pending:
+                # concatenation: the pending AK rides in the DT's datagram
+                self._ep._send(self._build_ak(now) + raw, self.peer, 2)
+            else:
+                self._ep._send(raw, self.peer)
             sent_any = True
         if sent_any and T1 not in self._timers:
             self._set_timer(T1, now + self.rto)
@@ -870,6 +874,10 @@ class Connection:
                 self._send_ak(now)
 
     def _send_ak(self, now: float) -> None:
+        self._send_raw(self._build_ak(now))
+
+    def _build_ak(self, now: float) -> bytes:
+        """Encode our current AK (window, subsequence, pending FCC); re-arms W."""
         credit = self._credit()
         nr = self._rcv_nxt
         if nr != self._adv_nr:
@@ -885,11 +893,11 @@ class Connection:
         self._adv_nr = nr
         self._adv_credit = credit
         self._adv_uwe = max(self._adv_uwe, nr + credit)
-        ak = AK(self.remote_ref, nr % self._mod, credit, self.extended, tuple(params))
-        self._send_raw(self._encode(ak))
         self._ack_pending = False
         if self._state is State.OPEN:
             self._set_timer(T_WINDOW, now + self._config.window_time)
+        ak = AK(self.remote_ref, nr % self._mod, credit, self.extended, tuple(params))
+        return self._encode(ak)
 
     def _a_window_timer(self, arg: None, now: float) -> None:
         self._send_ak(now)

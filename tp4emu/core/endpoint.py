@@ -168,15 +168,18 @@ class Endpoint:
                 continue
             conn.receive_tpdu(tpdu, now)
 
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+    def datagrams_to_send(self, now: float, *, acks: bool = True) -> list[tuple[bytes, Address]]:
         """Take every datagram ready to go, with its destination.
 
         AKs wanted by the datagrams received since the last call are produced
-        here, one per connection: a batch of DTs is acknowledged once.
+        here, one per connection: a batch of DTs is acknowledged once. With
+        ``acks=False`` they stay pending, so that a DT the user sends soon after
+        carries its AK in the same datagram (concatenation); the driver must
+        call again with ``acks=True`` shortly after.
         """
-        if self._acks:
-            acks, self._acks = self._acks, []
-            for conn in acks:
+        if acks and self._acks:
+            pending, self._acks = self._acks, []
+            for conn in pending:
                 conn.flush_ack(now)
         out, self._out = self._out, []
         return out
@@ -202,10 +205,15 @@ class Endpoint:
 
     # ------------------------------------------------- hooks for Connection
 
-    def _send(self, raw: bytes, addr: Address) -> None:
+    @property
+    def acks_pending(self) -> bool:
+        """Whether some connection holds an AK for the next ``datagrams_to_send``."""
+        return bool(self._acks)
+
+    def _send(self, raw: bytes, addr: Address, tpdus: int = 1) -> None:
         stats = self.stats
         stats.datagrams_sent += 1
-        stats.tpdus_sent += 1
+        stats.tpdus_sent += tpdus
         stats.octets_sent += len(raw)
         self._out.append((raw, addr))
 

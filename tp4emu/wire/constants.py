@@ -59,7 +59,7 @@ class ParamCode(enum.IntEnum):
     PREFERRED_MAX_TPDU_SIZE = 0xF0
     CALLING_TSAP = 0xC1
     CALLED_TSAP = 0xC2
-    INVALID_TPDU = 0xC1  # noqa: PIE796 - same code, only in ER
+    INVALID_TPDU = 0xC1  # same code as CALLING_TSAP, only in ER
     CHECKSUM = 0xC3
     VERSION = 0xC4
     PROTECTION = 0xC5

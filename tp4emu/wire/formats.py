@@ -27,39 +27,39 @@ from construct import (
 __all__ = ["FORMATS", "PARAMETER", "format_for"]
 
 PARAMETER: Construct = Struct(
-    "code" / Int8ub,  # type: ignore[operator]
-    "value" / Prefixed(Int8ub, GreedyBytes),  # type: ignore[operator]
+    "code" / Int8ub,
+    "value" / Prefixed(Int8ub, GreedyBytes),
 )
 """One variable-part parameter: code, length, value."""
 
-_TYPE = "type_credit" / Int8ub  # type: ignore[operator]
-_DST = "dst_ref" / Int16ub  # type: ignore[operator]
-_SRC = "src_ref" / Int16ub  # type: ignore[operator]
+_TYPE = "type_credit" / Int8ub
+_DST = "dst_ref" / Int16ub
+_SRC = "src_ref" / Int16ub
 
 
 def _tpdu(*fixed: Construct, data: bool, params: bool = True) -> Construct:
     header_fields = [_TYPE, *fixed]
     if params:
-        header_fields.append("params" / GreedyRange(PARAMETER))  # type: ignore[operator]
+        header_fields.append("params" / GreedyRange(PARAMETER))
     header = Struct(*header_fields, Terminated)
-    fields = ["header" / Prefixed(Int8ub, header)]  # type: ignore[operator]
+    fields = ["header" / Prefixed(Int8ub, header)]
     if data:
-        fields.append("data" / GreedyBytes)  # type: ignore[operator]
+        fields.append("data" / GreedyBytes)
     return Struct(*fields).compile()
 
 
-_CLASS = "class_options" / Int8ub  # type: ignore[operator]
-_NR7 = "eot_nr" / Int8ub  # type: ignore[operator]
-_NR31 = "eot_nr" / Int32ub  # type: ignore[operator]
-_CDT16 = "credit" / Int16ub  # type: ignore[operator]
+_CLASS = "class_options" / Int8ub
+_NR7 = "eot_nr" / Int8ub
+_NR31 = "eot_nr" / Int32ub
+_CDT16 = "credit" / Int16ub
 
 FORMATS: dict[tuple[str, bool], Construct] = {
     # (TPDU name, extended format) -> definition
     ("CR", False): _tpdu(_DST, _SRC, _CLASS, data=True),
     ("CC", False): _tpdu(_DST, _SRC, _CLASS, data=True),
-    ("DR", False): _tpdu(_DST, _SRC, "reason" / Int8ub, data=True),  # type: ignore[operator]
+    ("DR", False): _tpdu(_DST, _SRC, "reason" / Int8ub, data=True),
     ("DC", False): _tpdu(_DST, _SRC, data=False),
-    ("ER", False): _tpdu(_DST, "cause" / Int8ub, data=False),  # type: ignore[operator]
+    ("ER", False): _tpdu(_DST, "cause" / Int8ub, data=False),
     ("DT0", False): _tpdu(_NR7, data=True, params=False),
     ("DT", False): _tpdu(_DST, _NR7, data=True),
     ("DT", True): _tpdu(_DST, _NR31, data=True),

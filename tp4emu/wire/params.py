@@ -14,11 +14,12 @@ and :func:`decode` verifies it (see :mod:`tp4emu.wire.tpdu`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import Any, ClassVar
 
 from construct import (
     Array,
     Construct,
+    ConstructError,
     GreedyRange,
     Int8ub,
     Int16ub,
@@ -60,38 +61,38 @@ __all__ = [
 
 # --- construct definitions of the parameter values -------------------------
 
-U8: Construct = Struct("value" / Int8ub, Terminated)  # type: ignore[operator]
-U16: Construct = Struct("value" / Int16ub, Terminated)  # type: ignore[operator]
-U32: Construct = Struct("value" / Int32ub, Terminated)  # type: ignore[operator]
+U8: Construct = Struct("value" / Int8ub, Terminated)
+U16: Construct = Struct("value" / Int16ub, Terminated)
+U32: Construct = Struct("value" / Int32ub, Terminated)
 RESIDUAL_ERROR_RATE: Construct = Struct(
-    "target" / Int8ub,  # type: ignore[operator]
-    "minimum" / Int8ub,  # type: ignore[operator]
-    "tsdu_size" / Int8ub,  # type: ignore[operator]
+    "target" / Int8ub,
+    "minimum" / Int8ub,
+    "tsdu_size" / Int8ub,
     Terminated,
 )
 TRANSIT_DELAY: Construct = Struct(
-    "target_calling_called" / Int16ub,  # type: ignore[operator]
-    "minimum_calling_called" / Int16ub,  # type: ignore[operator]
-    "target_called_calling" / Int16ub,  # type: ignore[operator]
-    "minimum_called_calling" / Int16ub,  # type: ignore[operator]
+    "target_calling_called" / Int16ub,
+    "minimum_calling_called" / Int16ub,
+    "target_called_calling" / Int16ub,
+    "minimum_called_calling" / Int16ub,
     Terminated,
 )
 THROUGHPUT: Construct = Struct(
-    "values" / GreedyRange(Int24ub),  # type: ignore[operator]
+    "values" / GreedyRange(Int24ub),
     Terminated,
 )
 FLOW_CONTROL_CONFIRMATION: Construct = Struct(
-    "lower_window_edge" / Int32ub,  # type: ignore[operator]
-    "your_subsequence" / Int16ub,  # type: ignore[operator]
-    "your_credit" / Int16ub,  # type: ignore[operator]
+    "lower_window_edge" / Int32ub,
+    "your_subsequence" / Int16ub,
+    "your_credit" / Int16ub,
     Terminated,
 )
 SELECTIVE_ACK_NORMAL: Construct = Struct(
-    "edges" / GreedyRange(Array(2, Int8ub)),  # type: ignore[operator]
+    "edges" / GreedyRange(Array(2, Int8ub)),
     Terminated,
 )
 SELECTIVE_ACK_EXTENDED: Construct = Struct(
-    "edges" / GreedyRange(Array(2, Int32ub)),  # type: ignore[operator]
+    "edges" / GreedyRange(Array(2, Int32ub)),
     Terminated,
 )
 
@@ -318,29 +319,29 @@ class UnknownParam:
         return self.param_code
 
 
-Param = Union[
-    TpduSize,
-    PreferredMaxTpduSize,
-    CallingTsap,
-    CalledTsap,
-    InvalidTpdu,
-    Version,
-    Protection,
-    AdditionalOptions,
-    AlternativeClasses,
-    AckTime,
-    ResidualErrorRate,
-    Priority,
-    TransitDelay,
-    Throughput,
-    SubsequenceNumber,
-    ReassignmentTime,
-    FlowControlConfirmation,
-    SelectiveAck,
-    AdditionalInformation,
-    InactivityTimer,
-    UnknownParam,
-]
+Param = (
+    TpduSize
+    | PreferredMaxTpduSize
+    | CallingTsap
+    | CalledTsap
+    | InvalidTpdu
+    | Version
+    | Protection
+    | AdditionalOptions
+    | AlternativeClasses
+    | AckTime
+    | ResidualErrorRate
+    | Priority
+    | TransitDelay
+    | Throughput
+    | SubsequenceNumber
+    | ReassignmentTime
+    | FlowControlConfirmation
+    | SelectiveAck
+    | AdditionalInformation
+    | InactivityTimer
+    | UnknownParam
+)
 """Any variable-part parameter."""
 
 
@@ -349,9 +350,7 @@ def decode_param(code: int, value: bytes, *, in_er: bool, extended: bool) -> Par
     standard constrains strictly (TPDU size); other misshapen values stay raw."""
     try:
         return _decode_param(code, value, in_er=in_er, extended=extended)
-    except TPDUError:
-        raise
-    except Exception:  # construct's errors: misshapen value, keep it raw
+    except ConstructError:  # a misshapen value: keep it raw
         return UnknownParam(code, value)
 
 
@@ -420,6 +419,10 @@ def _decode_param(code: int, value: bytes, *, in_er: bool, extended: bool) -> Pa
 
 def encode_param_value(param: Param) -> bytes:
     """Encode the value octets of *param* (without code and length)."""
+    return bytes(_encode_param_value(param))
+
+
+def _encode_param_value(param: Param) -> Any:
     if isinstance(param, TpduSize):
         if not 7 <= param.exponent <= 13:
             raise ValueError(f"TPDU size code {param.exponent} out of 7..13")
@@ -479,4 +482,3 @@ def encode_param_value(param: Param) -> bytes:
     if isinstance(param, UnknownParam):
         return param.value
     raise TypeError(f"not a parameter: {param!r}")
-

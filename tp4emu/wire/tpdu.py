@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 from construct import ConstructError
 
@@ -279,7 +279,7 @@ class ER(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.ER
 
 
-TPDU = Union[CR, CC, DR, DC, DT, DT0, ED, AK, EA, RJ, ER]
+TPDU = CR | CC | DR | DC | DT | DT0 | ED | AK | EA | RJ | ER
 """Any TPDU."""
 
 _WITH_DATA = (CR, CC, DR, DT, DT0, ED)
@@ -325,9 +325,7 @@ def decode(datagram: bytes, *, extended: bool | None = None) -> list[TPDU]:
     return out
 
 
-def _decode_one(
-    data: bytes, offset: int, extended: bool | None, *, fast: bool
-) -> tuple[TPDU, int]:
+def _decode_one(data: bytes, offset: int, extended: bool | None, *, fast: bool) -> tuple[TPDU, int]:
     """Decode the TPDU at *offset*; return it and the offset of the next one."""
     total = len(data)
     li = data[offset]
@@ -342,7 +340,7 @@ def _decode_one(
     end = offset + 1 + li
     if end > total:
         raise TPDUError(
-            f"LI {li} runs past the end of the datagram ({total - offset - 1} octets left)",
+            f"LI {li} runs past the end of the datagram (octets left: {total - offset - 1})",
             reason=DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID,
             cause=ERCause.INVALID_PARAMETER_VALUE,
             offset=offset,
@@ -424,6 +422,14 @@ def _decode_one(
             offset=offset,
             header=header,
         )
+    if name in ("CR", "CC") and hdr.class_options >> 4 > 4:
+        raise TPDUError(
+            f"protocol class {hdr.class_options >> 4} does not exist (0..4)",
+            reason=DRReason.NEGOTIATION_FAILED,
+            cause=ERCause.INVALID_PARAMETER_VALUE,
+            offset=offset,
+            header=header,
+        )
     tpdu = _build(name, ext, hdr, tuple(params), user_data, checksum_ok)
     return tpdu, stop
 
@@ -500,7 +506,7 @@ _S_CK = struct.Struct(">BB")
 _FastDecoder = Any
 
 
-def _fast_checksum(raw: bytes, li: int, fixed: int) -> bool | None | int:
+def _fast_checksum(raw: bytes, li: int, fixed: int) -> bool | int | None:
     """None: no params; True/False: checksum only, verdict; -1: other shape."""
     if li == fixed:
         return None
@@ -621,8 +627,8 @@ def encode_one(tpdu: TPDU, *, checksum: bool = False, fast: bool = True) -> byte
         position = 1 + FIXED_LENGTH[(name, ext)] + 2
         buf = bytearray(raw)
         buf[position : position + 2] = _checksum.checksum_octets(buf, position)
-        raw = bytes(buf)
-    return raw
+        return bytes(buf)
+    return bytes(raw)
 
 
 def _check_data(name: str, data: bytes) -> None:
@@ -668,11 +674,21 @@ def _fields(tpdu: TPDU) -> tuple[str, bool, dict[str, Any], bytes]:
         hdr["reason"] = tpdu.reason
         return "DR", False, hdr, tpdu.data
     if isinstance(tpdu, DC):
-        return "DC", False, {"type_credit": 0xC0, "dst_ref": tpdu.dst_ref, "src_ref": tpdu.src_ref}, b""
+        return (
+            "DC",
+            False,
+            {"type_credit": 0xC0, "dst_ref": tpdu.dst_ref, "src_ref": tpdu.src_ref},
+            b"",
+        )
     if isinstance(tpdu, ER):
         return "ER", False, {"type_credit": 0x70, "dst_ref": tpdu.dst_ref, "cause": tpdu.cause}, b""
     if isinstance(tpdu, DT0):
-        return "DT0", False, {"type_credit": 0xF0, "eot_nr": _nr(tpdu.nr, False, eot=tpdu.eot)}, tpdu.data
+        return (
+            "DT0",
+            False,
+            {"type_credit": 0xF0, "eot_nr": _nr(tpdu.nr, False, eot=tpdu.eot)},
+            tpdu.data,
+        )
     if isinstance(tpdu, (DT, ED)):
         name = "DT" if isinstance(tpdu, DT) else "ED"
         hdr = {
