@@ -103,13 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_decode_parser(subparsers, common)
+    _add_serve_parser(subparsers, common)
+    _add_connect_parser(subparsers, common)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse cannot take `connect ADDR --tsap T MSG...`: messages after options.
+        if getattr(args, "command", None) != "connect" or any(x.startswith("-") for x in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        args.target += extras
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
@@ -127,6 +134,111 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return status
+
+
+# ------------------------------------------------------- serve and connect
+
+
+def _add_serve_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        parents=[common],
+        help="TP4 echo server with an access list checked while connections are confirming",
+        description=(
+            "Accept TP4 connections; each is still CONFIRMING when accepted: print the peer "
+            "(getpeername), check it against the access list, reject it with a DR or confirm "
+            "it by receiving, then echo every TSDU. One line per event; runs until interrupted."
+        ),
+    )
+    p.add_argument("--listen", required=True, metavar="HOST:PORT", help="UDP address to bind")
+    p.add_argument("--tsap", help="called TSAP to serve (text, or hex:0102); default: any")
+    p.add_argument("--allow", action="append", default=[], metavar="CIDR", help="admit only these")
+    p.add_argument("--deny", action="append", default=[], metavar="CIDR", help="refuse these")
+    p.add_argument(
+        "--reject-reason", type=int, default=128, help="DR reason for refused peers (default 128)"
+    )
+    p.add_argument("--pcap", metavar="FILE", help="record every TPDU sent and received")
+    p.add_argument(
+        "--exit-after", type=int, metavar="N", help="stop after N connections were decided"
+    )
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import trio
+
+    from .apps import AccessList, parse_address, parse_tsap, run_server
+    from .wire import DRReason
+
+    try:
+        listen = parse_address(args.listen)
+        access = AccessList.parse(args.allow, args.deny)
+        reason = DRReason(args.reject_reason)
+    except ValueError as exc:
+        print(f"{PROG} serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return trio.run(
+            lambda: run_server(
+                listen,
+                tsap=parse_tsap(args.tsap),
+                access=access,
+                reject_reason=reason,
+                pcap_path=args.pcap,
+                exit_after=args.exit_after,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+
+
+def _add_connect_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "connect",
+        parents=[common],
+        help="connect to a TP4 server, send messages, print the replies",
+        description=(
+            "Connect (CR), send each MESSAGE (or each line of stdin) as one TSDU and print "
+            "each reply. A rejection prints the DR reason and exits with status 1 "
+            "(2 when the CR went unanswered)."
+        ),
+    )
+    p.add_argument(
+        "target", nargs="+", metavar="HOST:PORT [MESSAGE ...]", help="server, then messages"
+    )
+    p.add_argument("--tsap", help="called TSAP (text, or hex:0102)")
+    p.add_argument("--calling-tsap", help="calling TSAP (text, or hex:0102)")
+    p.add_argument("--data", default="", help="connect data carried in the CR (<= 32 octets)")
+    p.add_argument("--pcap", metavar="FILE", help="record every TPDU sent and received")
+    p.set_defaults(func=_cmd_connect)
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    import trio
+
+    from .apps import parse_address, parse_tsap, run_client
+
+    address, *words = args.target
+    try:
+        peer = parse_address(address)
+    except ValueError as exc:
+        print(f"{PROG} connect: {exc}", file=sys.stderr)
+        return 2
+    data = args.data.encode()
+    if len(data) > 32:
+        print(f"{PROG} connect: --data is limited to 32 octets", file=sys.stderr)
+        return 2
+    messages = [m.encode() for m in words] if words else None
+    return trio.run(
+        lambda: run_client(
+            peer,
+            messages,
+            tsap=parse_tsap(args.tsap),
+            calling_tsap=parse_tsap(args.calling_tsap),
+            data=data,
+            pcap_path=args.pcap,
+        )
+    )
 
 
 # ---------------------------------------------------------------- decode

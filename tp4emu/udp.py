@@ -251,9 +251,7 @@ class TP4Endpoint:
                 if self._pcap is not None:
                     self._record(data, addr, self._local)
                 core.receive_datagram(data, addr, now)
-            self._flush(acks=False)
-            if core.acks_pending:
-                self._ack_wanted.set()
+            self._flush()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _ack_loop(self) -> None:
@@ -266,7 +264,7 @@ class TP4Endpoint:
             await self._ack_wanted.wait()
             self._ack_wanted = trio.Event()
             await trio.lowlevel.cancel_shielded_checkpoint()
-            self._flush()
+            self._flush(acks=True)
 
     async def _timer_loop(self) -> None:
         core = self._core
@@ -295,11 +293,17 @@ class TP4Endpoint:
                         self._send_blocked = pending[i:] + self._send_blocked
                         break
 
-    def _flush(self, *, acks: bool = True) -> None:
-        """Send the core's output, wake the tasks its events concern, re-arm the timer."""
+    def _flush(self, *, acks: bool = False) -> None:
+        """Send the core's output, wake the tasks its events concern, re-arm the timer.
+
+        Pending AKs are left to the ack task (one scheduling round later) unless
+        *acks* is set, so that a DT sent meanwhile carries them.
+        """
         core = self._core
         now = trio.current_time()
         out = core.datagrams_to_send(now, acks=acks)
+        if core.acks_pending:
+            self._ack_wanted.set()
         if out and not self._closed:
             sock = self._sock
             blocked = self._send_blocked
@@ -330,6 +334,7 @@ class TP4Endpoint:
     def _record(self, data: bytes, src: Address, dst: Address) -> None:
         try:
             self._pcap.write(data, src=src, dst=dst, timestamp=time.time())
+            self._pcap.flush()  # a live capture stays readable while we run
         except (OSError, ValueError):  # pragma: no cover - a broken capture never breaks I/O
             self._pcap = None
 
@@ -531,11 +536,13 @@ class TP4Connection(trio.abc.Channel[bytes]):
                 core.confirm(trio.current_time())
                 self._ep._flush()
             await trio.lowlevel.checkpoint_if_cancelled()
+            parked = False
             while True:
                 tsdu = core.receive()
                 if tsdu is not None:
                     self._ep._flush()
-                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    if not parked:  # parking was our schedule point otherwise
+                        await trio.lowlevel.cancel_shielded_checkpoint()
                     return tsdu
                 if core.closed_by_user or self._ep._closed:
                     raise trio.ClosedResourceError("connection was closed")
@@ -545,6 +552,7 @@ class TP4Connection(trio.abc.Channel[bytes]):
                         raise trio.EndOfChannel
                     raise err
                 await self._lot.park()
+                parked = True
         finally:
             self._receiving = False
 
