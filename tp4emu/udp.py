@@ -674,18 +674,26 @@ async def open_endpoint(
     cfg = config or Config()
     sock = socket if socket is not None else UDPSocket(local)
     endpoint = TP4Endpoint(sock, cfg, pcap)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(endpoint._receive_loop)
-        nursery.start_soon(endpoint._timer_loop)
-        nursery.start_soon(endpoint._send_loop)
-        nursery.start_soon(endpoint._ack_loop)
-        try:
-            yield endpoint
-        finally:
-            with trio.CancelScope(shield=True):
-                await endpoint.aclose()
-            nursery.cancel_scope.cancel()
-    sock.close()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(endpoint._receive_loop)
+            nursery.start_soon(endpoint._timer_loop)
+            nursery.start_soon(endpoint._send_loop)
+            nursery.start_soon(endpoint._ack_loop)
+            try:
+                yield endpoint
+            finally:
+                with trio.CancelScope(shield=True):
+                    await endpoint.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The driver's tasks only end by cancellation: a lone exception is the
+        # body's own (e.g. ConnectionRejected); let it out unwrapped.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    finally:
+        sock.close()
 
 
 Handler = Callable[[TP4Connection], Awaitable[object]]
