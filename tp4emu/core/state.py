@@ -29,7 +29,16 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Input", "State", "TRANSITIONS", "USER_INPUTS", "TPDU_INPUTS", "TIMER_INPUTS"]
+__all__ = [
+    "TIMER_INPUTS",
+    "TPDU_INPUTS",
+    "TRANSITIONS",
+    "USER_INPUTS",
+    "Input",
+    "State",
+    "mermaid",
+    "table_markdown",
+]
 
 
 class State(enum.Enum):
@@ -152,3 +161,28 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State, str]] = {
     (S.REFWAIT, I.FREEZE_END): (S.CLOSED, "release_reference"),
 }
 """``(state, input) -> (next state, action)``; see the rules above."""
+
+
+def mermaid() -> str:
+    """The transition table as a Mermaid state diagram (for the docs).
+
+    Each edge is labelled with its inputs; self-loops are left out to keep the
+    drawing readable (the table itself lists them).
+    """
+    edges: dict[tuple[State, State], list[str]] = {}
+    for (src, inp), (dst, _action) in TRANSITIONS.items():
+        if src is not dst:
+            edges.setdefault((src, dst), []).append(inp.value)
+    lines = ["stateDiagram-v2", "    [*] --> CLOSED"]
+    for (src, dst), inputs in edges.items():
+        lines.append(f"    {src.name} --> {dst.name}: {', '.join(inputs)}")
+    lines.append("    CLOSED --> [*]")
+    return "\n".join(lines) + "\n"
+
+
+def table_markdown() -> str:
+    """The transition table as a Markdown table (for the docs)."""
+    rows = ["| state | input | next state | action |", "|---|---|---|---|"]
+    for (src, inp), (dst, action) in TRANSITIONS.items():
+        rows.append(f"| {src.name} | {inp.value} | {dst.name} | `{action}` |")
+    return "\n".join(rows) + "\n"

@@ -40,6 +40,7 @@ from .params import (
     Version,
 )
 from .tpdu import AK, CC, CR, DC, DR, DT, DT0, EA, ED, ER, RJ, TPDU, decode, encode, encode_one
+from .tpkt import TPKTDecoder, encode_tpkt
 
 __all__ = [
     "AK",
@@ -80,6 +81,7 @@ __all__ = [
     "SubsequenceNumber",
     "TPDUCode",
     "TPDUError",
+    "TPKTDecoder",
     "Throughput",
     "TpduSize",
     "TransitDelay",
@@ -88,6 +90,7 @@ __all__ = [
     "checksum_octets",
     "decode",
     "encode",
+    "encode_tpkt",
     "encode_one",
     "fletcher_sums",
     "verify",
