@@ -1,0 +1,526 @@
+"""ISO transport over TCP (RFC 1006, class 0) on trio, with the same API as TP4/UDP.
+
+This adapter exists for contrast, and to talk to real ISO-on-TCP equipment.
+TCP surfaces a connection only after its three-way handshake; this adapter
+then also completes the CR/CC exchange before ``accept()`` returns. So:
+
+* ``accept()`` returns connections already OPEN (the client's ``connect()``
+  has returned, or is about to);
+* ``getpeername()`` works, but the decision comes too late: ``reject()`` can
+  only tear down an established connection (a DR, then the TCP close), which
+  the client sees *after* its connect succeeded;
+* ``confirm()`` is a no-op.
+
+On the wire: TPKT (version 3) + class 0 TPDUs: CR/CC with TSAPs and TPDU size
+(≤ 2048), DT with EOT segmentation and reassembly, DR, ER. Class 0 has no
+expedited data, no checksum and no DC; a normal release is the TCP close.
+Bad input on the stream (a bad TPKT, a TPDU class 0 does not have) closes the
+connection, after an ER when the TPDU was framed correctly but invalid; the
+listener is not affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from .core import (
+    Config,
+    ConnectionRejected,
+    ConnectionTimedOut,
+    Disconnected,
+    LocalProtocolError,
+    State,
+    Statistics,
+)
+from .wire import (
+    CC,
+    CR,
+    DR,
+    DT0,
+    ER,
+    CalledTsap,
+    CallingTsap,
+    DRReason,
+    ERCause,
+    InvalidTpdu,
+    Param,
+    TPDUError,
+    TpduSize,
+    decode,
+    encode,
+)
+from .wire.tpkt import TPKTDecoder, encode_tpkt
+
+__all__ = [
+    "CLASS0_MAX_TPDU_SIZE",
+    "TCPConnection",
+    "TCPEndpoint",
+    "TCPListener",
+    "open_tcp_endpoint",
+]
+
+CLASS0_MAX_TPDU_SIZE = 2048
+"""Largest TPDU size of class 0."""
+_READ = 65536
+
+
+@dataclass
+class _TCPStats:
+    accepted: int = 0
+    refused: int = 0
+    bad_input: int = 0
+
+
+class TCPConnection(trio.abc.Channel[bytes]):
+    """A class 0 transport connection over one TCP connection (RFC 1006)."""
+
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        decoder: TPKTDecoder,
+        *,
+        tpdu_size: int,
+        calling_tsap: bytes | None,
+        called_tsap: bytes | None,
+        connect_data: bytes = b"",
+        confirm_data: bytes = b"",
+        stats: _TCPStats,
+    ) -> None:
+        self._stream = stream
+        self._decoder = decoder
+        self._stats = stats
+        self.tpdu_size = tpdu_size
+        """Negotiated TPDU size (≤ 2048)."""
+        self.calling_tsap = calling_tsap
+        self.called_tsap = called_tsap
+        self.connect_data = connect_data
+        self.confirm_data = confirm_data
+        self._state = State.OPEN
+        self.error: Disconnected | None = None
+        self.closed_by_user = False
+        self._pending: list[bytes] = []  # TPDUs read but not yet handled
+        self._reasm: list[bytes] = []
+        self._send_lock = trio.StrictFIFOLock()
+        self._receiving = False
+        self._er_pending: bytes | None = None
+        try:
+            self._peer: tuple[str, int] = tuple(stream.socket.getpeername()[:2])
+            self._local: tuple[str, int] = tuple(stream.socket.getsockname()[:2])
+        except OSError:
+            self._peer = self._local = ("", 0)
+
+    @property
+    def state(self) -> State:
+        """OPEN until released; then CLOSED. There is no CONFIRMING over TCP."""
+        return self._state
+
+    def getpeername(self) -> tuple[str, int]:
+        """The peer's (host, port). Raises OSError(ENOTCONN) once closed."""
+        if self._state is not State.OPEN:
+            raise OSError(errno.ENOTCONN, "transport connection is not connected")
+        return self._peer
+
+    def getsockname(self) -> tuple[str, int]:
+        """The local (host, port) of the TCP connection."""
+        return self._local
+
+    def _check(self) -> None:
+        if self.closed_by_user:
+            raise trio.ClosedResourceError("connection was closed")
+        if self.error is not None:
+            raise self.error
+
+    async def confirm(self, data: bytes = b"") -> None:
+        """A no-op: over TCP the connection was confirmed before ``accept()`` returned."""
+        await trio.lowlevel.checkpoint()
+        self._check()
+
+    async def reject(self, reason: int = DRReason.NORMAL, data: bytes = b"") -> None:
+        """Tear down the (already established) connection: DR, then the TCP close."""
+        if self._state is State.OPEN:
+            await self._send_tpdu_quietly(DR(0, 0, reason, data=data))
+        await self._close()
+
+    async def send(self, value: bytes | bytearray | memoryview) -> None:
+        """Send one TSDU as class 0 DTs (the last one with EOT)."""
+        self._check()
+        data = bytes(value)
+        size = self.tpdu_size - 3  # LI, code, EOT/NR
+        chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+        frames = b"".join(
+            encode_tpkt(encode(DT0(0, i == len(chunks) - 1, c))) for i, c in enumerate(chunks)
+        )
+        async with self._send_lock:
+            try:
+                await self._stream.send_all(frames)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self._lost("TCP connection broken while sending")
+                raise self.error from exc  # type: ignore[misc]
+
+    async def send_expedited(self, data: bytes) -> None:
+        """Class 0 has no expedited data."""
+        raise LocalProtocolError("expedited data does not exist in class 0 (RFC 1006)")
+
+    async def receive_expedited(self) -> bytes:
+        """Class 0 has no expedited data."""
+        raise LocalProtocolError("expedited data does not exist in class 0 (RFC 1006)")
+
+    async def receive(self) -> bytes:
+        """Receive one whole TSDU.
+
+        Raises:
+            trio.EndOfChannel: the peer closed the TCP connection (normal release).
+            Disconnected: the peer sent a DR, or sent something invalid.
+        """
+        if self._receiving:
+            raise trio.BusyResourceError("another task is receiving on this connection")
+        self._receiving = True
+        try:
+            while True:
+                self._check()
+                if self._state is not State.OPEN:
+                    raise trio.EndOfChannel
+                while self._pending:
+                    tsdu = self._handle(self._pending.pop(0))
+                    if tsdu is not None:
+                        await trio.lowlevel.checkpoint()
+                        return tsdu
+                    self._check()
+                await self._read()
+        finally:
+            self._receiving = False
+
+    async def _read(self) -> None:
+        try:
+            chunk = await self._stream.receive_some(_READ)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            chunk = b""
+        try:
+            if not chunk:
+                self._decoder.eof()
+                self._state = State.CLOSED  # the peer's TCP close: a normal release
+                return
+            self._pending.extend(self._decoder.feed(chunk))
+        except TPDUError as exc:
+            self._stats.bad_input += 1
+            self._lost(f"bad TPKT stream: {exc}", reason=exc.reason)
+            await self._close()
+
+    def _handle(self, payload: bytes) -> bytes | None:
+        """One TPDU from the stream; returns a TSDU when one is complete."""
+        try:
+            tpdus = decode(payload)
+        except TPDUError as exc:
+            self._bad(payload, f"invalid TPDU: {exc}", exc.cause, exc.header)
+            return None
+        for tpdu in tpdus:
+            if isinstance(tpdu, DT0):
+                self._reasm.append(tpdu.data)
+                if len(tpdu.data) > self.tpdu_size:
+                    self._bad(payload, "DT longer than the TPDU size", ERCause.NOT_SPECIFIED)
+                    return None
+                if tpdu.eot:
+                    tsdu = b"".join(self._reasm)
+                    self._reasm = []
+                    return tsdu
+            elif isinstance(tpdu, DR):
+                self.error = Disconnected(tpdu.reason, tpdu.data, by_peer=True)
+                self._state = State.CLOSED
+                return None
+            elif isinstance(tpdu, ER):
+                self.error = Disconnected(
+                    DRReason.PROTOCOL_ERROR,
+                    by_peer=True,
+                    message=f"peer sent ER cause {tpdu.cause}",
+                )
+                self._state = State.CLOSED
+                return None
+            else:
+                self._bad(
+                    payload,
+                    f"{type(tpdu).__name__} does not exist in class 0 here",
+                    ERCause.INVALID_TPDU_TYPE,
+                )
+                return None
+        return None
+
+    def _bad(self, payload: bytes, why: str, cause: int, header: bytes = b"") -> None:
+        """A TPDU class 0 cannot accept: ER to the peer, then the connection closes."""
+        self._stats.bad_input += 1
+        er = ER(0, cause, (InvalidTpdu((header or payload)[:32]),))
+        self._er_pending = encode_tpkt(encode(er))
+        self._lost(why)
+
+    def _lost(self, why: str, reason: int = DRReason.PROTOCOL_ERROR) -> None:
+        if self.error is None:
+            self.error = Disconnected(reason, by_peer=False, message=why)
+        self._state = State.CLOSED
+
+    async def _send_tpdu_quietly(self, tpdu: DR | ER) -> None:
+        async with self._send_lock:
+            await _send_quietly(self._stream, tpdu)
+
+    async def _close(self) -> None:
+        er = self._er_pending
+        if er is not None:
+            self._er_pending = None
+            await _send_quietly(self._stream, er)
+        self._state = State.CLOSED
+        await self._stream.aclose()
+
+    async def aclose(self) -> None:
+        """Release: close the TCP connection (class 0's normal release)."""
+        self.closed_by_user = True
+        with trio.CancelScope(shield=True):
+            await self._close()
+
+
+class TCPListener(trio.abc.Listener[TCPConnection]):
+    """Connections for one called TSAP; they arrive already OPEN."""
+
+    def __init__(self, endpoint: TCPEndpoint, tsap: bytes | None, backlog: int) -> None:
+        self._ep = endpoint
+        self.tsap = tsap
+        self.backlog = backlog
+        self._send, self._receive = trio.open_memory_channel[TCPConnection](backlog)
+        self.closed = False
+
+    async def accept(self) -> TCPConnection:
+        """The next connection, already OPEN (TCP handshake and CR/CC done)."""
+        if self.closed:
+            raise trio.ClosedResourceError("listener is closed")
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise trio.ClosedResourceError("listener is closed") from None
+
+    async def aclose(self) -> None:
+        """Stop listening for this TSAP."""
+        self.closed = True
+        self._ep._listeners.pop(self.tsap, None)
+        await self._send.aclose()
+        while True:
+            try:
+                conn = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            await conn.reject(DRReason.SESSION_NOT_ATTACHED)
+
+
+class TCPEndpoint:
+    """An RFC 1006 transport entity: a TCP listening socket plus outgoing connections."""
+
+    def __init__(self, config: Config, listeners: list[trio.SocketListener]) -> None:
+        self.config = config
+        self._tcp = listeners
+        self._listeners: dict[bytes | None, TCPListener] = {}
+        self._stats = _TCPStats()
+        self._nursery: trio.Nursery | None = None
+
+    def getsockname(self) -> tuple[str, int]:
+        """The (host, port) the TCP listening socket is bound to."""
+        return tuple(self._tcp[0].socket.getsockname()[:2])
+
+    def statistics(self) -> Statistics:
+        """Counters (connections accepted/refused, bad input)."""
+        return Statistics(
+            connections_opened=self._stats.accepted,
+            connections_refused=self._stats.refused,
+            undecodable=self._stats.bad_input,
+        )
+
+    def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> TCPListener:
+        """Serve CRs for *tsap* (None: any TSAP not served by another listener)."""
+        if tsap in self._listeners:
+            raise ValueError(f"a listener for TSAP {tsap!r} exists already")
+        listener = TCPListener(self, tsap, backlog or self.config.default_backlog)
+        self._listeners[tsap] = listener
+        return listener
+
+    async def connect(
+        self,
+        peer: tuple[str, int],
+        *,
+        called_tsap: bytes | None = None,
+        calling_tsap: bytes | None = None,
+        data: bytes = b"",
+    ) -> TCPConnection:
+        """TCP connect, then CR/CC. Raises ConnectionRejected on a DR.
+
+        Class 0 carries no connect data: *data* must be empty.
+        """
+        if data:
+            raise ValueError("class 0 (RFC 1006) carries no connect data")
+        try:
+            stream = await trio.open_tcp_stream(peer[0], int(peer[1]))
+        except OSError as exc:
+            raise ConnectionRejected(
+                DRReason.ADDRESS_UNKNOWN, message=f"TCP connect failed: {exc}"
+            ) from exc
+        decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
+        size = min(self.config.max_tpdu_size, CLASS0_MAX_TPDU_SIZE)
+        params: list[Param] = [TpduSize(size.bit_length() - 1)]
+        if calling_tsap is not None:
+            params.append(CallingTsap(calling_tsap))
+        if called_tsap is not None:
+            params.append(CalledTsap(called_tsap))
+        cr = CR(src_ref=1, protocol_class=0, params=tuple(params))
+        try:
+            await stream.send_all(encode_tpkt(encode(cr)))
+            with trio.fail_after(self.config.cr_retransmit_time * self.config.max_retransmissions):
+                answer = await _read_tpdu(stream, decoder)
+        except trio.TooSlowError:
+            await stream.aclose()
+            raise ConnectionTimedOut(message="no answer to CR") from None
+        except (TPDUError, trio.BrokenResourceError) as exc:
+            await stream.aclose()
+            raise ConnectionRejected(DRReason.PROTOCOL_ERROR, message=f"bad answer: {exc}") from exc
+        if isinstance(answer, DR):
+            await stream.aclose()
+            raise ConnectionRejected(answer.reason, answer.data)
+        if not isinstance(answer, CC) or answer.protocol_class != 0:
+            await stream.aclose()
+            raise ConnectionRejected(
+                DRReason.NEGOTIATION_FAILED, message=f"expected a class 0 CC, got {answer!r}"
+            )
+        return TCPConnection(
+            stream,
+            decoder,
+            tpdu_size=min(answer.tpdu_size or 128, size),
+            calling_tsap=calling_tsap,
+            called_tsap=called_tsap,
+            confirm_data=answer.data,
+            stats=self._stats,
+        )
+
+    async def _accept_loop(self, nursery: trio.Nursery) -> None:
+        # Not trio.serve_listeners: its handler's return closes the stream, and
+        # ours returns as soon as the connection is handed to a listener.
+        while True:
+            stream = await self._tcp[0].accept()
+            nursery.start_soon(self._serve, stream)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        """One incoming TCP connection: read the CR, route it, answer CC or DR."""
+        decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
+        try:
+            with trio.fail_after(self.config.confirm_timeout):
+                cr = await _read_tpdu(stream, decoder)
+        except (TPDUError, trio.TooSlowError, trio.BrokenResourceError, OSError):
+            self._stats.bad_input += 1
+            await stream.aclose()
+            return
+        if not isinstance(cr, CR):
+            self._stats.bad_input += 1
+            with trio.move_on_after(1):
+                er = ER(0, ERCause.INVALID_TPDU_TYPE, (InvalidTpdu(encode(cr)[:8]),))
+                await _send_quietly(stream, er)
+            await stream.aclose()
+            return
+        listener = self._listeners.get(cr.called_tsap) or self._listeners.get(None)
+        reason: int | None = None
+        if listener is None or listener.closed:
+            reason = DRReason.SESSION_NOT_ATTACHED
+        elif cr.protocol_class != 0 and 0 not in _alternatives(cr):
+            reason = DRReason.NEGOTIATION_FAILED
+        if reason is not None or listener is None:
+            self._stats.refused += 1
+            await _send_quietly(stream, DR(cr.src_ref, 0, reason or 0))
+            await stream.aclose()
+            return
+        size = min(cr.tpdu_size or 128, CLASS0_MAX_TPDU_SIZE, self.config.max_tpdu_size)
+        params: list[Param] = [TpduSize(size.bit_length() - 1)]
+        if cr.calling_tsap is not None:
+            params.append(CallingTsap(cr.calling_tsap))
+        if cr.called_tsap is not None:
+            params.append(CalledTsap(cr.called_tsap))
+        cc = CC(dst_ref=cr.src_ref, src_ref=1, protocol_class=0, params=tuple(params))
+        conn = TCPConnection(
+            stream,
+            decoder,
+            tpdu_size=size,
+            calling_tsap=cr.calling_tsap,
+            called_tsap=cr.called_tsap,
+            connect_data=cr.data,
+            stats=self._stats,
+        )
+        if listener._send.statistics().current_buffer_used >= listener.backlog:
+            self._stats.refused += 1
+            await _send_quietly(stream, DR(cr.src_ref, 0, DRReason.CONGESTION))
+            await stream.aclose()
+            return
+        try:
+            await stream.send_all(encode_tpkt(encode(cc)))
+            listener._send.send_nowait(conn)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
+            self._stats.refused += 1
+            await stream.aclose()
+            return
+        self._stats.accepted += 1
+
+
+def _alternatives(cr: CR) -> tuple[int, ...]:
+    from .wire import AlternativeClasses
+
+    p = cr.param(AlternativeClasses)
+    return p.classes if p else ()
+
+
+async def _send_quietly(stream: trio.SocketStream, tpdu: DR | ER | bytes) -> None:
+    """Best effort (1 s at most): the connection is being torn down anyway."""
+    raw = tpdu if isinstance(tpdu, bytes) else encode_tpkt(encode(tpdu))
+    with (
+        trio.move_on_after(1),
+        contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+    ):
+        await stream.send_all(raw)
+
+
+async def _read_tpdu(stream: trio.SocketStream, decoder: TPKTDecoder) -> CR | CC | DR | ER | DT0:
+    """Read exactly one TPKT and decode its TPDU (during establishment)."""
+    while True:
+        chunk = await stream.receive_some(_READ)
+        if not chunk:
+            decoder.eof()
+            raise trio.BrokenResourceError("connection closed during establishment")
+        payloads = decoder.feed(chunk)
+        if payloads:
+            tpdu = decode(payloads[0])[0]
+            if not isinstance(tpdu, (CR, CC, DR, ER, DT0)):
+                raise TPDUError(
+                    f"{type(tpdu).__name__} does not exist in class 0",
+                    cause=ERCause.INVALID_TPDU_TYPE,
+                )
+            return tpdu
+
+
+@asynccontextmanager
+async def open_tcp_endpoint(
+    local: tuple[str, int] = ("127.0.0.1", 0),
+    *,
+    config: Config | None = None,
+) -> AsyncIterator[TCPEndpoint]:
+    """Open an RFC 1006 endpoint listening on TCP *local* (port 0: any free port)."""
+    cfg = config or Config()
+    listeners = await trio.open_tcp_listeners(local[1], host=local[0])
+    endpoint = TCPEndpoint(cfg, listeners[:1])
+    for extra in listeners[1:]:
+        await extra.aclose()
+    try:
+        async with trio.open_nursery() as nursery:
+            endpoint._nursery = nursery
+            nursery.start_soon(endpoint._accept_loop, nursery)
+            try:
+                yield endpoint
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
