@@ -16,6 +16,7 @@ Quick start::
             await conn.reject()                 # DR: the client's connect() fails
 """
 
+from .api import Transport, open_endpoint
 from .core import (
     Config,
     ConnectionRejected,
@@ -26,13 +27,14 @@ from .core import (
     Statistics,
     TP4Error,
 )
+from .tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
 from .udp import (
     DatagramSocket,
     TP4Connection,
     TP4Endpoint,
     TP4Listener,
     TP4Stream,
-    open_endpoint,
+    open_udp_endpoint,
     serve,
 )
 from .wire import DRReason, ERCause
@@ -50,12 +52,18 @@ __all__ = [
     "LocalProtocolError",
     "State",
     "Statistics",
+    "TCPConnection",
+    "TCPEndpoint",
+    "TCPListener",
     "TP4Connection",
     "TP4Endpoint",
     "TP4Error",
     "TP4Listener",
     "TP4Stream",
+    "Transport",
     "__version__",
     "open_endpoint",
+    "open_tcp_endpoint",
+    "open_udp_endpoint",
     "serve",
 ]

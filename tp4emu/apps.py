@@ -17,8 +17,10 @@ from typing import Any, TextIO
 
 import trio
 
+from .api import Transport, open_endpoint
 from .core import Config, ConnectionRejected, Disconnected
-from .udp import TP4Connection, TP4Endpoint, open_endpoint
+from .tcp import TCPConnection, TCPEndpoint
+from .udp import TP4Connection, TP4Endpoint
 from .wire import DRReason
 
 __all__ = [
@@ -91,14 +93,20 @@ def _printer(out: TextIO) -> Callable[[str], None]:
 
 
 async def _open(
-    stack: AsyncExitStack, local: tuple[str, int], config: Config | None, pcap_path: str | None
-) -> TP4Endpoint:
+    stack: AsyncExitStack,
+    local: tuple[str, int],
+    config: Config | None,
+    pcap_path: str | None,
+    transport: Transport,
+) -> TP4Endpoint | TCPEndpoint:
     pcap: Any = None
     if pcap_path:
         from .wire.pcap import PcapWriter
 
         pcap = stack.enter_context(PcapWriter(pcap_path))
-    return await stack.enter_async_context(open_endpoint(local, config=config, pcap=pcap))
+    return await stack.enter_async_context(
+        open_endpoint(local, transport=transport, config=config, pcap=pcap)
+    )
 
 
 async def run_server(
@@ -110,6 +118,7 @@ async def run_server(
     config: Config | None = None,
     pcap_path: str | None = None,
     exit_after: int | None = None,
+    transport: Transport = "tp4",
     out: TextIO | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> int:
@@ -121,10 +130,10 @@ async def run_server(
     emit = _printer(out or sys.stdout)
     access = access or AccessList()
     async with AsyncExitStack() as stack:
-        ep = await _open(stack, listen, config, pcap_path)
+        ep = await _open(stack, listen, config, pcap_path, transport)
         listener = ep.listen(tsap)
         host, port = ep.getsockname()
-        emit(f"listening {host}:{port} tsap={_show(tsap)}")
+        emit(f"listening {host}:{port} transport={transport} tsap={_show(tsap)}")
         task_status.started((host, port))
         decided = 0
         async with trio.open_nursery() as nursery:
@@ -141,12 +150,15 @@ async def run_server(
                     await conn.reject(reject_reason)
                     emit(f"reject {peer} reason={reject_reason} (access list)")
                     continue
-                emit(f"allow {peer} (confirming by receive)")
+                how = "confirming by receive" if transport == "tp4" else "already connected"
+                emit(f"allow {peer} ({how})")
                 nursery.start_soon(_echo, conn, peer, emit)
     return 0
 
 
-async def _echo(conn: TP4Connection, peer: str, emit: Callable[[str], None]) -> None:
+async def _echo(
+    conn: TP4Connection | TCPConnection, peer: str, emit: Callable[[str], None]
+) -> None:
     try:
         async for tsdu in conn:
             emit(f"recv {peer} {len(tsdu)} octets: {_show(tsdu[:64])}")
@@ -168,6 +180,7 @@ async def run_client(
     data: bytes = b"",
     config: Config | None = None,
     pcap_path: str | None = None,
+    transport: Transport = "tp4",
     out: TextIO | None = None,
     stdin: TextIO | None = None,
 ) -> int:
@@ -178,7 +191,7 @@ async def run_client(
     emit = _printer(out or sys.stdout)
     async with AsyncExitStack() as stack:
         local = ("::", 0) if ":" in peer[0] else ("0.0.0.0", 0)
-        ep = await _open(stack, local, config, pcap_path)
+        ep = await _open(stack, local, config, pcap_path, transport)
         try:
             conn = await ep.connect(peer, called_tsap=tsap, calling_tsap=calling_tsap, data=data)
         except ConnectionRejected as exc:

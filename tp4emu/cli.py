@@ -161,7 +161,17 @@ def _add_serve_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--exit-after", type=int, metavar="N", help="stop after N connections were decided"
     )
+    _add_transport_option(p)
     p.set_defaults(func=_cmd_serve)
+
+
+def _add_transport_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--transport",
+        choices=("tp4", "tcp"),
+        default="tp4",
+        help="tp4: class 4 over UDP (default); tcp: RFC 1006 class 0 over TCP",
+    )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -177,6 +187,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{PROG} serve: {exc}", file=sys.stderr)
         return 2
+    if args.transport == "tcp" and args.pcap:
+        print(f"{PROG} serve: --pcap needs --transport tp4", file=sys.stderr)
+        return 2
     try:
         return trio.run(
             lambda: run_server(
@@ -186,6 +199,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 reject_reason=reason,
                 pcap_path=args.pcap,
                 exit_after=args.exit_after,
+                transport=args.transport,
             )
         )
     except KeyboardInterrupt:
@@ -210,6 +224,7 @@ def _add_connect_parser(subparsers: Any, common: argparse.ArgumentParser) -> Non
     p.add_argument("--calling-tsap", help="calling TSAP (text, or hex:0102)")
     p.add_argument("--data", default="", help="connect data carried in the CR (<= 32 octets)")
     p.add_argument("--pcap", metavar="FILE", help="record every TPDU sent and received")
+    _add_transport_option(p)
     p.set_defaults(func=_cmd_connect)
 
 
@@ -229,6 +244,9 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         print(f"{PROG} connect: --data is limited to 32 octets", file=sys.stderr)
         return 2
     messages = [m.encode() for m in words] if words else None
+    if args.transport == "tcp" and (data or args.pcap):
+        print(f"{PROG} connect: --data and --pcap need --transport tp4", file=sys.stderr)
+        return 2
     return trio.run(
         lambda: run_client(
             peer,
@@ -237,6 +255,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
             calling_tsap=parse_tsap(args.calling_tsap),
             data=data,
             pcap_path=args.pcap,
+            transport=args.transport,
         )
     )
 

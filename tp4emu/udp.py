@@ -48,6 +48,7 @@ __all__ = [
     "TP4Stream",
     "UDPSocket",
     "open_endpoint",
+    "open_udp_endpoint",
     "serve",
 ]
 
@@ -656,7 +657,7 @@ class TP4Stream(trio.abc.HalfCloseableStream):
 
 
 @asynccontextmanager
-async def open_endpoint(
+async def open_udp_endpoint(
     local: tuple[str, int] = ("127.0.0.1", 0),
     *,
     config: Config | None = None,
@@ -695,6 +696,9 @@ async def open_endpoint(
     finally:
         sock.close()
 
+
+open_endpoint = open_udp_endpoint
+"""Alias of :func:`open_udp_endpoint` (``tp4emu.open_endpoint`` also takes ``transport=``)."""
 
 Handler = Callable[[TP4Connection], Awaitable[object]]
 

@@ -1,0 +1,58 @@
+"""One entry point for both transports: ``open_endpoint(..., transport="tp4" | "tcp")``.
+
+The two endpoints have the same methods (``listen``, ``connect``,
+``getsockname``, ``statistics``), their listeners the same ``accept``/``aclose``
+and their connections the same calls (``getpeername``, ``state``,
+``confirm``, ``reject``, ``send``, ``receive``, ``aclose``, ...), with the same
+exceptions, so an application switches transport with one argument. What
+differs is *when* things happen: see ``docs/tp4-vs-tcp.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from .core import Config
+from .tcp import TCPEndpoint, open_tcp_endpoint
+from .udp import DatagramSocket, TP4Endpoint, open_udp_endpoint
+
+__all__ = ["Transport", "open_endpoint"]
+
+Transport = Literal["tp4", "tcp"]
+
+
+@asynccontextmanager
+async def open_endpoint(
+    local: tuple[str, int] = ("127.0.0.1", 0),
+    *,
+    transport: Transport = "tp4",
+    config: Config | None = None,
+    pcap: Any = None,
+    socket: DatagramSocket | None = None,
+) -> AsyncIterator[TP4Endpoint | TCPEndpoint]:
+    """Open a transport endpoint bound to *local*.
+
+    Args:
+        local: address to bind (port 0: any free port).
+        transport: ``"tp4"`` (class 4 over UDP, connections accepted while
+            CONFIRMING) or ``"tcp"`` (RFC 1006 class 0 over TCP, connections
+            accepted once established).
+        config: timers and limits.
+        pcap: a :class:`~tp4emu.wire.pcap.PcapWriter` recording every TPDU (tp4 only).
+        socket: a ready datagram socket (tp4 only; for tests).
+
+    For a precisely typed endpoint use :func:`tp4emu.udp.open_udp_endpoint`
+    or :func:`tp4emu.tcp.open_tcp_endpoint` directly.
+    """
+    if transport == "tp4":
+        async with open_udp_endpoint(local, config=config, pcap=pcap, socket=socket) as ep:
+            yield ep
+    elif transport == "tcp":
+        if pcap is not None or socket is not None:
+            raise ValueError("pcap and socket are supported over tp4 only")
+        async with open_tcp_endpoint(local, config=config) as tcp_ep:
+            yield tcp_ep
+    else:
+        raise ValueError(f"unknown transport {transport!r}: use 'tp4' or 'tcp'")
