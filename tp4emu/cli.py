@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_decode_parser(subparsers, common)
+    _add_demo_parser(subparsers, common)
     _add_serve_parser(subparsers, common)
     _add_connect_parser(subparsers, common)
     return parser
@@ -134,6 +135,56 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return status
+
+
+# ---------------------------------------------------------------- demo
+
+
+def _add_demo_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        parents=[common],
+        help="TP4's confirming accept() beside TCP's, on loopback, in a few seconds",
+        description=(
+            "A server with an access list takes an allowed and a denied client, over TP4 "
+            "(accept while CONFIRMING: CC or DR after the decision) and over TCP (connect "
+            "returns before the server looks). Exit status 0 only when every expected "
+            "outcome happened."
+        ),
+    )
+    p.add_argument(
+        "--loss", type=float, default=0.0, metavar="P", help="lose UDP datagrams with probability P"
+    )
+    p.add_argument("--seed", type=int, default=1, help="seed of the loss injection")
+    p.add_argument("--pcap", metavar="FILE", help="record the TP4 part's TPDUs")
+    p.add_argument(
+        "--decide-delay",
+        type=float,
+        default=0.3,
+        metavar="S",
+        help="how long the server takes to decide (default 0.3 s)",
+    )
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import trio
+    from rich.console import Console
+
+    from .demo import render, run_demo
+
+    if not 0.0 <= args.loss < 1.0:
+        print(f"{PROG} demo: --loss must be in [0, 1)", file=sys.stderr)
+        return 2
+    result = trio.run(
+        lambda: run_demo(
+            loss=args.loss, seed=args.seed, pcap_path=args.pcap, decide_delay=args.decide_delay
+        )
+    )
+    color = {"always": True, "never": False}.get(args.color)
+    console = Console(force_terminal=color, no_color=color is False, highlight=False)
+    render(result, console)
+    return 0 if result.ok else 1
 
 
 # ------------------------------------------------------- serve and connect

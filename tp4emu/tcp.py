@@ -351,14 +351,16 @@ class TCPEndpoint:
         calling_tsap: bytes | None = None,
         data: bytes = b"",
     ) -> TCPConnection:
-        """TCP connect, then CR/CC. Raises ConnectionRejected on a DR.
+        """TCP connect (from this endpoint's host), then CR/CC. Raises ConnectionRejected on a DR.
 
         Class 0 carries no connect data: *data* must be empty.
         """
         if data:
             raise ValueError("class 0 (RFC 1006) carries no connect data")
         try:
-            stream = await trio.open_tcp_stream(peer[0], int(peer[1]))
+            host = self.getsockname()[0]
+            local = None if host in ("0.0.0.0", "::") else host
+            stream = await trio.open_tcp_stream(peer[0], int(peer[1]), local_address=local)
         except OSError as exc:
             raise ConnectionRejected(
                 DRReason.ADDRESS_UNKNOWN, message=f"TCP connect failed: {exc}"
