@@ -320,7 +320,7 @@ async def run_demo(
             pcap = stack.enter_context(PcapWriter(pcap_path))
         for transport in ("tp4", "tcp"):
             await _run_transport(
-                transport,  # type: ignore[arg-type]
+                transport,
                 result,
                 config=config,
                 decide_delay=decide_delay,
