@@ -341,12 +341,6 @@ def test_er_answering_our_cr_refuses_the_connect() -> None:
     assert conn.error.reason == DRReason.PROTOCOL_ERROR
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="core bug: a class 0/1 DT (LI 2, no DST-REF) makes receive_datagram raise "
-    "AttributeError ('DT0' object has no attribute 'dst_ref')",
-)
 def test_class_0_dt_does_not_raise() -> None:
     s = Script()
     conn, _ = open_as_responder(s)
@@ -357,12 +351,6 @@ def test_class_0_dt_does_not_raise() -> None:
     assert conn.state is State.OPEN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="core bug: an RJ (classes 1/3) for a live connection from its peer makes "
-    "receive_datagram raise KeyError (no RJ entry in Connection's _INPUT_OF)",
-)
 def test_rj_for_a_live_connection_does_not_raise() -> None:
     s = Script()
     conn, _ = open_as_responder(s)

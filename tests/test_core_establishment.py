@@ -274,12 +274,6 @@ def test_non_use_of_checksum_only_if_both_agree(
     s.expect(DT(PEER_REF, 0, True, b"x"), checksum=checksum)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core bug: with use_checksum=False the initiator drops (missing_checksum) a CC "
-    "that selects non-use and so carries no checksum, as netiso's tp_emit sends it",
-)
 def test_cc_selecting_non_use_may_come_without_checksum() -> None:
     # Only the CR must carry the checksum (netiso tp_emit: checksum if tp_use_checksum or
     # CR in class 4); a responder that accepts non-use sends its CC without one.
@@ -801,12 +795,6 @@ def test_cr_of_another_class_is_refused_with_dr_130() -> None:
     assert s.endpoint.connections == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core bug: a class 0 CR (no checksum: class 0 has none) is dropped as "
-    "missing_checksum instead of refused with DR 130",
-)
 def test_class_0_cr_without_checksum_is_refused_with_dr_130() -> None:
     s = Script()
     s.endpoint.listen(None)

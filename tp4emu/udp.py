@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import operator
 import socket as _stdsocket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, cast
 
@@ -202,6 +203,8 @@ class TP4Endpoint:
                 self._flush()
             raise
         if core.state is not State.OPEN:
+            if self._closed:
+                raise trio.ClosedResourceError("the endpoint was closed during connect")
             assert core.error is not None
             raise core.error
         return conn
@@ -605,43 +608,84 @@ class TP4Connection(trio.abc.Channel[bytes]):
 
 
 class TP4Stream(trio.abc.HalfCloseableStream):
-    """Byte-stream view of a :class:`TP4Connection`.
+    """Byte-stream view of a :class:`TP4Connection`, with trio's stream contract.
 
     ``send_all`` sends its data as one TSDU; ``receive_some`` returns octets of
     the received TSDUs in order. TP4 has no half-close of its own: ``send_eof``
-    sends an empty TSDU, which this view reads as end of stream.
+    sends an empty TSDU, which this view reads as end of stream. A release by
+    the peer surfaces as :class:`trio.BrokenResourceError` (its cause is the
+    :class:`~tp4emu.core.errors.Disconnected` with the DR reason).
     """
 
     def __init__(self, conn: TP4Connection) -> None:
         self.connection = conn
         self._buffer = b""
         self._eof = False
+        self._eof_sent = False
+        self._busy = False
+
+    def _check_open(self) -> None:
+        core = self.connection._core
+        if core.closed_by_user or self.connection._ep._closed:
+            raise trio.ClosedResourceError("stream was closed")
+
+    @contextlib.contextmanager
+    def _sending(self) -> Iterator[None]:
+        if self._busy:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        self._busy = True
+        try:
+            yield
+        except Disconnected as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        finally:
+            self._busy = False
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send *data* (as one TSDU)."""
-        if data:
+        with self._sending():
+            self._check_open()
+            if self._eof_sent:
+                raise trio.ClosedResourceError("send_eof() was called on this stream")
+            if not data:
+                await trio.lowlevel.checkpoint()
+                return
             await self.connection.send(data)
-        else:
-            await trio.lowlevel.checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the send buffer has room."""
-        core = self.connection._core
-        while core.send_buffer_available == 0 and core.state in _OPEN_STATES:
-            await self.connection._lot.park()
-        await trio.lowlevel.checkpoint()
+        with self._sending():
+            self._check_open()
+            core = self.connection._core
+            while core.send_buffer_available == 0 and core.state in _OPEN_STATES:
+                await self.connection._lot.park()
+                self._check_open()
+            await trio.lowlevel.checkpoint()
 
     async def send_eof(self) -> None:
-        """Signal end of stream to the peer (an empty TSDU)."""
-        await self.connection.send(b"")
+        """Signal end of stream to the peer (an empty TSDU). Idempotent."""
+        with self._sending():
+            self._check_open()
+            if self._eof_sent:
+                await trio.lowlevel.checkpoint()
+                return
+            self._eof_sent = True
+            await self.connection.send(b"")
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Receive up to *max_bytes* octets; b"" at end of stream."""
+        self._check_open()
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be at least 1")
         if not self._buffer and not self._eof:
             try:
                 tsdu = await self.connection.receive()
             except trio.EndOfChannel:
                 tsdu = b""
+            except Disconnected as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
             if not tsdu:
                 self._eof = True
             self._buffer = tsdu

@@ -48,7 +48,8 @@ class Config:
     max_tpdu_size: int = 8192
     """Largest TPDU size proposed or accepted (power of two, 128..8192)."""
     extended_format: bool = False
-    """Propose the extended format (31-bit numbers, 16-bit credit)."""
+    """Propose the extended format (31-bit numbers, 16-bit credit). A responder
+    accepts it whenever a CR proposes it, whatever this says."""
     use_checksum: bool = True
     """Require the checksum. When False, propose (and accept) its non-use."""
     expedited: bool = True

@@ -511,6 +511,16 @@ class Connection:
         )
 
     def _a_cc_received(self, cc: CC, now: float) -> State | None:
+        non_use = AdditionalOptions.NON_USE_OF_CHECKSUM
+        if cc.checksum_ok is None and (
+            self._config.use_checksum or not cc.additional_options & non_use
+        ):
+            # Only a CC that selects the non-use we proposed may come without checksum.
+            self._ep.stats.missing_checksum += 1
+            return self._state
+        if cc.src_ref == 0:
+            self._ep.stats.invalid_tpdu += 1  # a CC must carry the responder's reference
+            return self._state
         problem = None
         size = cc.tpdu_size or 128
         if cc.protocol_class != 4:
@@ -532,8 +542,8 @@ class Connection:
                 self._rto,
             )
             return State.CLOSING
-        if self._ctl_retries == 0:
-            self._rtt_sample(now - self._ctl_sent_at)
+        # No RTT sample from CR -> CC: it includes the responder's deferred
+        # confirmation, which may last as long as its user likes.
         self.tpdu_size = size
         self._set_format(cc.extended)
         opts = cc.additional_options
@@ -559,7 +569,9 @@ class Connection:
         )
 
     def _a_abandon_connect(self, arg: tuple[int, bytes], now: float) -> None:
-        pass
+        self.error = Disconnected(
+            arg[0], by_peer=False, message="connect abandoned before the peer answered"
+        )
 
     def _a_cc_after_abandon(self, cc: CC, now: float) -> None:
         if self.role is Role.INITIATOR:
@@ -619,7 +631,11 @@ class Connection:
 
     def _a_resend_cc(self, arg: CR | None, now: float) -> None:
         if arg is not None:
+            # A duplicate CR: our CC was lost or is late. Answer at once, without
+            # spending one of the N tries or backing off: the peer is alive.
             self._ep.stats.duplicate_cr += 1
+            self._send_raw(self._ctl_raw)
+            return
         self._resend_control(now)
 
     def _a_open_then_ak(self, ak: AK, now: float) -> None:
@@ -767,13 +783,13 @@ class Connection:
         sent = self._unacked.get(oldest_seq)
         if sent is None:
             return
-        sent.retries += 1
         self._backoff = min(self._backoff * 2, 1 << 10)
         self._recover = self._snd_nxt
         self._resend_dt(sent, now)
         self._set_timer(T1, now + self.rto)
 
     def _resend_dt(self, sent: _Sent, now: float) -> None:
+        sent.retries += 1  # also marks it: no RTT sample from it (Karn)
         sent.sent_at = now
         self._ep.stats.retransmissions += 1
         self._send_raw(sent.raw)
@@ -803,13 +819,15 @@ class Connection:
         if advanced:
             freed = 0
             sample: _Sent | None = None
+            clean = True  # Karn: no sample when recovery time is part of the delay
             unacked = self._unacked
             for s in range(self._snd_una, seq):
                 sent = unacked.pop(s)
                 freed += sent.length
+                clean = clean and sent.retries == 0
                 sample = sent
             self._snd_una = seq
-            if sample is not None and sample.retries == 0:
+            if sample is not None and clean:
                 self._rtt_sample(now - sample.sent_at)
             self._send_buffered -= freed
             self._backoff = 1

@@ -22,10 +22,13 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from ..wire import (
+    CC,
     CR,
     DC,
     DR,
+    DT0,
     ER,
+    RJ,
     AdditionalOptions,
     DRReason,
     InvalidTpdu,
@@ -154,7 +157,10 @@ class Endpoint:
             if isinstance(tpdu, CR):
                 self._on_cr(tpdu, addr, now)
                 continue
-            conn = conns.get(tpdu.dst_ref)  # type: ignore[union-attr]
+            if isinstance(tpdu, DT0):
+                stats.invalid_tpdu += 1  # a class 0/1 DT: no reference, not class 4
+                continue
+            conn = conns.get(tpdu.dst_ref)
             if conn is None:
                 stats.unknown_reference += 1
                 if isinstance(tpdu, DR) and tpdu.src_ref:
@@ -163,8 +169,11 @@ class Endpoint:
             if conn.peer != addr:
                 stats.wrong_peer += 1
                 continue
-            if conn.checksum and tpdu.checksum_ok is None:
-                stats.missing_checksum += 1
+            if isinstance(tpdu, RJ):
+                stats.invalid_tpdu += 1  # RJ belongs to classes 1 and 3
+                continue
+            if conn.checksum and tpdu.checksum_ok is None and not isinstance(tpdu, CC):
+                stats.missing_checksum += 1  # (a CC may select non-use: checked by the CC)
                 continue
             conn.receive_tpdu(tpdu, now)
 
@@ -272,6 +281,12 @@ class Endpoint:
         if cr.src_ref == 0 or cr.dst_ref != 0:
             stats.invalid_tpdu += 1
             return
+        if cr.protocol_class != 4:
+            # Only class 4 runs over a datagram network: refuse, whatever the checksum
+            # (classes 0-3 have none).
+            stats.connections_requested += 1
+            self._refuse(cr, addr, DRReason.NEGOTIATION_FAILED)
+            return
         non_use = cr.additional_options & AdditionalOptions.NON_USE_OF_CHECKSUM
         if cr.checksum_ok is None and not non_use:
             stats.missing_checksum += 1
@@ -282,9 +297,6 @@ class Endpoint:
             listener = self._listeners.get(None)
         if listener is None or listener.closed:
             self._refuse(cr, addr, DRReason.SESSION_NOT_ATTACHED)
-            return
-        if cr.protocol_class != 4:
-            self._refuse(cr, addr, DRReason.NEGOTIATION_FAILED)
             return
         if (
             len(listener.queue) >= listener.backlog
