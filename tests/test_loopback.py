@@ -1,0 +1,127 @@
+"""TP4 over real UDP sockets on 127.0.0.1 (port 0), with the real clock.
+
+Bounded: every test runs under ``trio.fail_after(10)``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+from tp4emu.core import Config, ConnectionRejected, State
+from tp4emu.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint
+from tp4emu.wire import DRReason
+
+LOOPBACK = ("127.0.0.1", 0)
+
+
+@asynccontextmanager
+async def endpoints(
+    config: Config | None = None,
+) -> AsyncIterator[tuple[TP4Endpoint, TP4Endpoint]]:
+    with trio.fail_after(10):
+        async with (
+            open_endpoint(LOOPBACK, config=config) as client,
+            open_endpoint(LOOPBACK, config=config) as server,
+        ):
+            yield client, server
+
+
+async def connect_pair(
+    client: TP4Endpoint, server: TP4Endpoint, listener: TP4Listener, **kwargs: object
+) -> tuple[TP4Connection, TP4Connection]:
+    box: list[TP4Connection] = []
+
+    async def accept() -> None:
+        conn = await listener.accept()
+        assert conn.state is State.CONFIRMING
+        await conn.confirm(b"ok")
+        box.append(conn)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(accept)
+        conn = await client.connect(server.getsockname(), **kwargs)  # type: ignore[arg-type]
+    return conn, box[0]
+
+
+async def test_connect_confirm_and_echo() -> None:
+    async with endpoints() as (client, server):
+        host, port = server.getsockname()
+        assert host == "127.0.0.1" and port != 0
+        listener = server.listen(b"echo")
+
+        async def echo() -> None:
+            conn = await listener.accept()
+            assert conn.connect_data == b"hi" and conn.state is State.CONFIRMING
+            assert conn.getpeername() == client.getsockname()
+            await conn.confirm(b"ok")
+            async for msg in conn:
+                await conn.send(msg[::-1])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(echo)
+            c = await client.connect(server.getsockname(), called_tsap=b"echo", data=b"hi")
+            assert c.confirm_data == b"ok"
+            assert c.getpeername() == server.getsockname()
+            for msg in (b"", b"a", b"hello world", bytes(range(256)) * 40):
+                await c.send(msg)
+                assert await c.receive() == msg[::-1]
+            await c.send_expedited(b"urgent")
+            await c.aclose()
+        stats = client.statistics()
+        assert stats.bad_checksum == 0 and stats.connections_opened == 1
+
+
+async def test_one_mebibyte() -> None:
+    data = random.Random(0).randbytes(1 << 20)
+    async with endpoints() as (client, server):
+        c, s = await connect_pair(client, server, server.listen())
+        received = bytearray()
+
+        async def sink() -> None:
+            while True:
+                try:
+                    received.extend(await s.receive())
+                except trio.EndOfChannel:
+                    return
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sink)
+            for i in range(0, len(data), 60_000):
+                await c.send(data[i : i + 60_000])
+            await c.aclose()
+        elapsed = trio.current_time() - start
+        assert bytes(received) == data
+        stats = client.statistics()
+        print(
+            f"\nloopback 1 MiB: {elapsed:.3f} s, {stats.datagrams_sent} datagrams, "
+            f"{stats.retransmissions} retransmissions"
+        )
+
+
+async def test_reject() -> None:
+    async with endpoints() as (client, server):
+        listener = server.listen()
+
+        async def refuse() -> None:
+            conn = await listener.accept()
+            await conn.reject(DRReason.CONGESTION, b"busy")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(refuse)
+            with pytest.raises(ConnectionRejected) as info:
+                await client.connect(server.getsockname())
+        assert info.value.reason == DRReason.CONGESTION
+        assert info.value.data == b"busy"
+
+
+async def test_no_listener_is_refused() -> None:
+    async with endpoints() as (client, server):
+        with pytest.raises(ConnectionRejected) as info:
+            await client.connect(server.getsockname())
+        assert info.value.reason == DRReason.SESSION_NOT_ATTACHED
