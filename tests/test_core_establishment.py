@@ -25,6 +25,7 @@ from tp4emu.core import (
     Disconnected,
     ExpeditedReceived,
     LocalProtocolError,
+    ReleaseCompleted,
     State,
 )
 from tp4emu.wire import (
@@ -131,7 +132,7 @@ def test_cr_is_retransmitted_with_back_off_then_the_connect_times_out() -> None:
     assert isinstance(conn.error, ConnectionTimedOut)
     assert isinstance(conn.error, TimeoutError)
     assert conn.error.errno == errno.ETIMEDOUT
-    assert s.event_types() == ["ConnectionTerminated"]
+    assert s.event_types() == ["ConnectionTerminated", "ReleaseCompleted"]
     assert conn in s.endpoint.connections  # frozen
     assert s.endpoint.stats.retransmissions == 4
     s.advance(to=16.999)
@@ -322,7 +323,7 @@ def test_dr_in_wfcc_refuses_the_connect(reason: DRReason, errno_: int) -> None:
     assert conn.error.reason == reason
     assert conn.error.data == b"go away"
     assert conn.error.errno == errno_
-    assert s.event_types() == ["ConnectionTerminated"]
+    assert s.event_types() == ["ConnectionTerminated", "ReleaseCompleted"]
     s.expect_nothing(until=10.0)  # no CR retransmission
 
 
@@ -604,7 +605,7 @@ def test_reject_while_confirming_sends_dr_128_until_dc() -> None:
     assert conn.state is State.REFWAIT
     s.advance(to=4.75)
     assert conn.state is State.CLOSED
-    assert s.events() == [ConnectionClosed(conn)]
+    assert s.events() == [ReleaseCompleted(conn), ConnectionClosed(conn)]
     assert s.endpoint.connections == []
 
 

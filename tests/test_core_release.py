@@ -19,6 +19,7 @@ from tp4emu.core import (
     DataReceived,
     Disconnected,
     LocalProtocolError,
+    ReleaseCompleted,
     State,
 )
 from tp4emu.wire import AK, CC, CR, DC, DR, DT, EA, ED, ER, TPDU, DRReason, TpduSize
@@ -76,7 +77,7 @@ def test_user_disconnect_sends_dr_until_dc_then_freezes_for_l() -> None:
     assert conn.state is State.REFWAIT
     s.advance(to=frozen_at + L)
     assert conn.state is State.CLOSED
-    assert s.events() == [ConnectionClosed(conn)]
+    assert s.events() == [ReleaseCompleted(conn), ConnectionClosed(conn)]
     assert local not in {c.local_ref for c in s.endpoint.connections}
     assert s.endpoint.get_timer() is None
     s.expect_nothing(until=100.0)
@@ -171,7 +172,7 @@ def test_peer_dr_in_open_is_confirmed_and_reported() -> None:
     assert err.by_peer is True
     assert err.reason == DRReason.NORMAL
     assert err.data == b"bye"
-    assert s.events() == [DataReceived(conn), ConnectionTerminated(conn)]
+    assert s.events() == [DataReceived(conn), ConnectionTerminated(conn), ReleaseCompleted(conn)]
     assert conn.receive() == b"last words"  # data already received stays readable
     assert conn.receive() is None
     with pytest.raises(LocalProtocolError):

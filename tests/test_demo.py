@@ -64,13 +64,6 @@ async def test_run_demo_with_loss() -> None:
     assert retransmissions > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: in run_demo, client A closes its endpoint right after conn.aclose(): its DR "
-    "is sent once and never retransmitted, so when that DR is lost the server's echo() stays "
-    "in receive() until the inactivity timer (Config default 20 s, not shortened by the "
-    "demo's config) and the demo takes over 20 s instead of a few seconds",
-)
 async def test_run_demo_survives_a_lost_client_dr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lose exactly one datagram, deterministically: the allowed client's DR."""
     sockets: list[demo._LossySocket] = []

@@ -559,11 +559,6 @@ async def test_reject_bytes() -> None:
             await stream.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: reject() on an established connection sends DR with DST-REF 0 and SRC-REF 0 "
-    "instead of DST-REF = the peer's reference (the CR's SRC-REF) and SRC-REF = ours",
-)
 async def test_reject_dr_carries_the_connection_references() -> None:
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0)) as ep:
@@ -685,22 +680,18 @@ async def test_invalid_tpdu_gets_er_and_close(tpdu: bytes, cause: int, words: st
             assert info.value.by_peer is False
             assert conn.state is State.CLOSED
             await conn.aclose()
-            # ER: LI, 0x70, DST-REF 0, cause, invalid TPDU parameter (0xC1)
-            # holding the rejected TPDU's octets; then the TCP close.
+            # ER: LI, 0x70, DST-REF = the peer's reference (0x1234, from its CR),
+            # cause, invalid TPDU parameter (0xC1) holding the rejected TPDU's
+            # octets; then the TCP close.
             got = await read_to_eof(stream)
             header = tpdu[:32]
-            er = bytes([6 + len(header), 0x70, 0, 0, cause, 0xC1, len(header)]) + header
+            er = bytes([6 + len(header), 0x70, 0x12, 0x34, cause, 0xC1, len(header)]) + header
             assert got == tpkt(er), got.hex()
             assert ep.statistics().undecodable == 1
             await stream.aclose()
             await check_listener_still_works(ep, listener)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an invalid TPDU inside a valid TPKT (_handle -> _bad) only queues the ER; "
-    "neither the ER nor the TCP close happen until the application calls aclose()",
-)
 async def test_invalid_tpdu_closes_without_waiting_for_aclose() -> None:
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0)) as ep:
@@ -727,7 +718,8 @@ async def test_dt_longer_than_the_tpdu_size() -> None:
             assert "longer than the TPDU size" in str(info.value)
             await conn.aclose()
             got = await read_to_eof(peer)
-            assert got[4:9] == bytes.fromhex("2670000000"), got.hex()  # ER, cause 0
+            # ER to the peer's reference (0x4321, from its CC), cause 0
+            assert got[4:9] == bytes.fromhex("2670432100"), got.hex()
             await peer.aclose()
 
 
@@ -854,12 +846,6 @@ async def test_listener_rules() -> None:
 # ------------------------------------------------- bugs found (strict xfail)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: TPKTDecoder.feed raises on a bad header and drops the TPKTs it had already "
-    "completed from the same chunk, so a valid TSDU right before garbage is lost when both "
-    "arrive in one TCP read",
-)
 async def test_tsdu_before_garbage_in_the_same_read_is_delivered() -> None:
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0)) as ep:
@@ -873,11 +859,6 @@ async def test_tsdu_before_garbage_in_the_same_read_is_delivered() -> None:
             await stream.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: TCPEndpoint.connect() keeps only the first TPKT of the read that carried "
-    "the CC (_read_tpdu returns payloads[0]); a DT that arrived in the same read is lost",
-)
 async def test_client_keeps_data_arriving_with_the_cc() -> None:
     with trio.fail_after(LIMIT):
         async with fake_server() as (fake, addr), open_tcp_endpoint((HOST, 0)) as ep:
@@ -888,11 +869,6 @@ async def test_client_keeps_data_arriving_with_the_cc() -> None:
             await peer.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: TCPEndpoint._serve keeps only the first TPKT of the read that carried the "
-    "CR (_read_tpdu returns payloads[0]); a DT sent right behind the CR is lost",
-)
 async def test_server_keeps_data_arriving_with_the_cr() -> None:
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0)) as ep:
@@ -906,12 +882,6 @@ async def test_server_keeps_data_arriving_with_the_cr() -> None:
             await stream.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the DT length check in TCPConnection._handle compares the user data with "
-    "the TPDU size (len(data) > tpdu_size) instead of the whole TPDU (data + 3-octet header), "
-    "so DTs 1-3 octets larger than the negotiated size are accepted",
-)
 async def test_dt_one_octet_over_the_tpdu_size() -> None:
     with trio.fail_after(LIMIT):
         async with fake_server() as (fake, addr), open_tcp_endpoint((HOST, 0)) as ep:
@@ -923,11 +893,6 @@ async def test_dt_one_octet_over_the_tpdu_size() -> None:
             await peer.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: TCPConnection ignores Config.max_tsdu_size: DTs without EOT are reassembled "
-    "without bound (TP4 disconnects with DR 133 past the limit)",
-)
 async def test_reassembly_is_bounded_by_max_tsdu_size() -> None:
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0), config=Config(max_tsdu_size=1000)) as ep:
@@ -941,12 +906,6 @@ async def test_reassembly_is_bounded_by_max_tsdu_size() -> None:
             await stream.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: TCPConnection._read turns a TCP reset (BrokenResourceError) into b'' and so "
-    "into EndOfChannel, the normal release, even with a TSDU half received; an abortive "
-    "close should raise Disconnected",
-)
 async def test_reset_mid_tsdu_is_not_a_normal_release() -> None:
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0)) as ep:

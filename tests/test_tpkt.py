@@ -211,19 +211,24 @@ def test_bad_version_after_good_packets() -> None:
 
 
 def test_bad_version_inside_one_feed() -> None:
+    """TPKTs completed before the bad header come out; the error comes next call."""
     good = encode_tpkt(DT0)
     d = TPKTDecoder()
+    assert d.feed(good + good + b"\x00\x00\x00\x07" + DT0) == [DT0, DT0]
     with pytest.raises(TPDUError) as info:
-        d.feed(good + good + b"\x00\x00\x00\x07" + DT0)
+        d.feed(b"")
     assert info.value.offset == 2 * len(good)
+    with pytest.raises(TPDUError):
+        d.eof()
 
 
 def test_bad_version_when_completing_a_buffered_packet() -> None:
     d = TPKTDecoder()
     good = encode_tpkt(DT0_DATA)
     assert d.feed(good[:5]) == []
+    assert d.feed(good[5:] + b"\x05") == [DT0_DATA]
     with pytest.raises(TPDUError) as info:
-        d.feed(good[5:] + b"\x05")
+        d.feed(b"more")
     assert info.value.offset == len(good)
     _assert_broken(d, "version 5")
 
@@ -249,8 +254,9 @@ def test_length_checked_as_soon_as_the_header_is_complete() -> None:
 
 def test_length_above_maximum_in_one_feed() -> None:
     d = TPKTDecoder(max_length=7)
+    assert d.feed(encode_tpkt(DT0) + encode_tpkt(DT0_DATA)) == [DT0]
     with pytest.raises(TPDUError, match="exceeds"):
-        d.feed(encode_tpkt(DT0) + encode_tpkt(DT0_DATA))
+        d.feed(b"")
 
 
 def test_eof_clean_and_truncated() -> None:

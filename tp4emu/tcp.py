@@ -68,6 +68,8 @@ __all__ = [
 CLASS0_MAX_TPDU_SIZE = 2048
 """Largest TPDU size of class 0."""
 _READ = 65536
+LOCAL_REF = 1
+"""Our reference in CR/CC/DR: over TCP the connection identifies itself."""
 
 
 @dataclass
@@ -91,6 +93,9 @@ class TCPConnection(trio.abc.Channel[bytes]):
         connect_data: bytes = b"",
         confirm_data: bytes = b"",
         stats: _TCPStats,
+        remote_ref: int = 0,
+        pending: list[bytes] | None = None,
+        max_tsdu_size: int | None = None,
     ) -> None:
         self._stream = stream
         self._decoder = decoder
@@ -104,8 +109,14 @@ class TCPConnection(trio.abc.Channel[bytes]):
         self._state = State.OPEN
         self.error: Disconnected | None = None
         self.closed_by_user = False
-        self._pending: list[bytes] = []  # TPDUs read but not yet handled
+        self.local_ref = LOCAL_REF
+        """Our reference (class 0 references only identify the connection)."""
+        self.remote_ref = remote_ref
+        """The peer's reference, from its CR or CC."""
+        self._max_tsdu_size = max_tsdu_size or Config().max_tsdu_size
+        self._pending: list[bytes] = pending or []  # TPDUs read but not yet handled
         self._reasm: list[bytes] = []
+        self._reasm_len = 0
         self._send_lock = trio.StrictFIFOLock()
         self._receiving = False
         self._er_pending: bytes | None = None
@@ -114,6 +125,10 @@ class TCPConnection(trio.abc.Channel[bytes]):
             self._local: tuple[str, int] = tuple(stream.socket.getsockname()[:2])
         except OSError:
             self._peer = self._local = ("", 0)
+
+    @property
+    def _broken(self) -> bool:
+        return self._state is State.CLOSED
 
     @property
     def state(self) -> State:
@@ -144,8 +159,18 @@ class TCPConnection(trio.abc.Channel[bytes]):
     async def reject(self, reason: int = DRReason.NORMAL, data: bytes = b"") -> None:
         """Tear down the (already established) connection: DR, then the TCP close."""
         if self._state is State.OPEN:
-            await self._send_tpdu_quietly(DR(0, 0, reason, data=data))
+            await self._send_tpdu_quietly(DR(self.remote_ref, self.local_ref, reason, data=data))
+            await self._linger()
         await self._close()
+
+    async def _linger(self) -> None:
+        """Half-close and read what the peer still sends (1 s at most), so that
+        closing with unread data does not reset the connection before the peer
+        has read our DR."""
+        with trio.move_on_after(1), contextlib.suppress(trio.BrokenResourceError, OSError):
+            await self._stream.send_eof()
+            while await self._stream.receive_some(_READ):
+                pass
 
     async def send(self, value: bytes | bytearray | memoryview) -> None:
         """Send one TSDU as class 0 DTs (the last one with EOT)."""
@@ -191,19 +216,30 @@ class TCPConnection(trio.abc.Channel[bytes]):
                     if tsdu is not None:
                         await trio.lowlevel.checkpoint()
                         return tsdu
+                    if self._broken:
+                        await self._close()  # sends the ER first, when there is one
                     self._check()
                 await self._read()
         finally:
             self._receiving = False
 
     async def _read(self) -> None:
-        try:
-            chunk = await self._stream.receive_some(_READ)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            chunk = b""
+        if self._decoder.broken:
+            # A bad TPKT came behind good ones in an earlier read: report it now.
+            chunk = b"\x00"
+        else:
+            try:
+                chunk = await self._stream.receive_some(_READ)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # A reset: an abortive release, not the normal one.
+                self._lost("TCP connection reset by peer", DRReason.NOT_SPECIFIED, by_peer=True)
+                await self._close()
+                return
         try:
             if not chunk:
                 self._decoder.eof()
+                if self._reasm:
+                    self._lost("TCP connection closed in the middle of a TSDU")
                 self._state = State.CLOSED  # the peer's TCP close: a normal release
                 return
             self._pending.extend(self._decoder.feed(chunk))
@@ -221,13 +257,18 @@ class TCPConnection(trio.abc.Channel[bytes]):
             return None
         for tpdu in tpdus:
             if isinstance(tpdu, DT0):
-                self._reasm.append(tpdu.data)
-                if len(tpdu.data) > self.tpdu_size:
+                if len(payload) > self.tpdu_size:
                     self._bad(payload, "DT longer than the TPDU size", ERCause.NOT_SPECIFIED)
+                    return None
+                self._reasm.append(tpdu.data)
+                self._reasm_len += len(tpdu.data)
+                if self._reasm_len > self._max_tsdu_size:
+                    self._bad(payload, "TSDU larger than max_tsdu_size", ERCause.NOT_SPECIFIED)
                     return None
                 if tpdu.eot:
                     tsdu = b"".join(self._reasm)
                     self._reasm = []
+                    self._reasm_len = 0
                     return tsdu
             elif isinstance(tpdu, DR):
                 self.error = Disconnected(tpdu.reason, tpdu.data, by_peer=True)
@@ -253,13 +294,13 @@ class TCPConnection(trio.abc.Channel[bytes]):
     def _bad(self, payload: bytes, why: str, cause: int, header: bytes = b"") -> None:
         """A TPDU class 0 cannot accept: ER to the peer, then the connection closes."""
         self._stats.bad_input += 1
-        er = ER(0, cause, (InvalidTpdu((header or payload)[:32]),))
+        er = ER(self.remote_ref, cause, (InvalidTpdu((header or payload)[:32]),))
         self._er_pending = encode_tpkt(encode(er))
         self._lost(why)
 
-    def _lost(self, why: str, reason: int = DRReason.PROTOCOL_ERROR) -> None:
+    def _lost(self, why: str, reason: int = DRReason.PROTOCOL_ERROR, by_peer: bool = False) -> None:
         if self.error is None:
-            self.error = Disconnected(reason, by_peer=False, message=why)
+            self.error = Disconnected(reason, by_peer=by_peer, message=why)
         self._state = State.CLOSED
 
     async def _send_tpdu_quietly(self, tpdu: DR | ER) -> None:
@@ -372,11 +413,11 @@ class TCPEndpoint:
             params.append(CallingTsap(calling_tsap))
         if called_tsap is not None:
             params.append(CalledTsap(called_tsap))
-        cr = CR(src_ref=1, protocol_class=0, params=tuple(params))
+        cr = CR(src_ref=LOCAL_REF, protocol_class=0, params=tuple(params))
         try:
             await stream.send_all(encode_tpkt(encode(cr)))
             with trio.fail_after(self.config.cr_retransmit_time * self.config.max_retransmissions):
-                answer = await _read_tpdu(stream, decoder)
+                answer, rest = await _read_tpdu(stream, decoder)
         except trio.TooSlowError:
             await stream.aclose()
             raise ConnectionTimedOut(message="no answer to CR") from None
@@ -399,6 +440,9 @@ class TCPEndpoint:
             called_tsap=called_tsap,
             confirm_data=answer.data,
             stats=self._stats,
+            remote_ref=answer.src_ref,
+            pending=rest,
+            max_tsdu_size=self.config.max_tsdu_size,
         )
 
     async def _accept_loop(self, nursery: trio.Nursery) -> None:
@@ -413,7 +457,7 @@ class TCPEndpoint:
         decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
         try:
             with trio.fail_after(self.config.confirm_timeout):
-                cr = await _read_tpdu(stream, decoder)
+                cr, rest = await _read_tpdu(stream, decoder)
         except (TPDUError, trio.TooSlowError, trio.BrokenResourceError, OSError):
             self._stats.bad_input += 1
             await stream.aclose()
@@ -442,7 +486,7 @@ class TCPEndpoint:
             params.append(CallingTsap(cr.calling_tsap))
         if cr.called_tsap is not None:
             params.append(CalledTsap(cr.called_tsap))
-        cc = CC(dst_ref=cr.src_ref, src_ref=1, protocol_class=0, params=tuple(params))
+        cc = CC(dst_ref=cr.src_ref, src_ref=LOCAL_REF, protocol_class=0, params=tuple(params))
         conn = TCPConnection(
             stream,
             decoder,
@@ -451,6 +495,9 @@ class TCPEndpoint:
             called_tsap=cr.called_tsap,
             connect_data=cr.data,
             stats=self._stats,
+            remote_ref=cr.src_ref,
+            pending=rest,
+            max_tsdu_size=self.config.max_tsdu_size,
         )
         if listener._send.statistics().current_buffer_used >= listener.backlog:
             self._stats.refused += 1
@@ -484,8 +531,13 @@ async def _send_quietly(stream: trio.SocketStream, tpdu: DR | ER | bytes) -> Non
         await stream.send_all(raw)
 
 
-async def _read_tpdu(stream: trio.SocketStream, decoder: TPKTDecoder) -> CR | CC | DR | ER | DT0:
-    """Read exactly one TPKT and decode its TPDU (during establishment)."""
+async def _read_tpdu(
+    stream: trio.SocketStream, decoder: TPKTDecoder
+) -> tuple[CR | CC | DR | ER | DT0, list[bytes]]:
+    """Read the first TPKT and decode its TPDU (during establishment).
+
+    Returns the TPDU and the payloads of any TPKTs that came in the same reads.
+    """
     while True:
         chunk = await stream.receive_some(_READ)
         if not chunk:
@@ -499,7 +551,7 @@ async def _read_tpdu(stream: trio.SocketStream, decoder: TPKTDecoder) -> CR | CC
                     f"{type(tpdu).__name__} does not exist in class 0",
                     cause=ERCause.INVALID_TPDU_TYPE,
                 )
-            return tpdu
+            return tpdu, payloads[1:]
 
 
 @asynccontextmanager

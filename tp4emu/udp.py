@@ -584,11 +584,14 @@ class TP4Connection(trio.abc.Channel[bytes]):
             self._receiving_ed = False
 
     async def aclose(self) -> None:
-        """Release the connection: wait until sent data is acknowledged, then DR.
+        """Release the connection: wait until sent data is acknowledged, send the
+        DR, and wait until the peer's DC (or DR) completes the release.
 
         While CONFIRMING this rejects the connection (DR reason 128), as
-        closing a confirming socket does in netiso. If cancelled while waiting,
-        the release becomes abortive (DR at once).
+        closing a confirming socket does in netiso. If cancelled while waiting
+        for the data, the release becomes abortive (DR at once); if cancelled
+        while waiting for the DC, the DR goes on being retransmitted as long as
+        the endpoint is open.
         """
         core = self._core
         try:
@@ -600,6 +603,8 @@ class TP4Connection(trio.abc.Channel[bytes]):
                 self._ep._flush()
             core.closed_by_user = True
             self._lot.unpark_all()
+        while core.state is State.CLOSING and not self._ep._closed:
+            await self._lot.park()
         await trio.lowlevel.checkpoint()
 
     def as_stream(self) -> TP4Stream:

@@ -23,6 +23,7 @@ from .events import (
     DataReceived,
     Event,
     ExpeditedReceived,
+    ReleaseCompleted,
     SendSpaceAvailable,
 )
 from .state import TRANSITIONS, Input, State
@@ -46,6 +47,7 @@ __all__ = [
     "ExpeditedReceived",
     "Input",
     "Listener",
+    "ReleaseCompleted",
     "LocalProtocolError",
     "Role",
     "SendSpaceAvailable",

@@ -55,6 +55,7 @@ from .events import (
     ConnectionTerminated,
     DataReceived,
     ExpeditedReceived,
+    ReleaseCompleted,
     SendSpaceAvailable,
 )
 from .state import TPDU_INPUTS, TRANSITIONS, USER_INPUTS, Input, State
@@ -426,6 +427,7 @@ class Connection:
             self._registered = _INF
             self._set_timer(T_FREEZE, now + self._config.reference_freeze_time)
             self._terminate()
+            self._ep._event(ReleaseCompleted(self))
         elif new is State.CLOSED:
             self._timers.clear()
             self._ep._release(self)

@@ -16,6 +16,7 @@ __all__ = [
     "DataReceived",
     "Event",
     "ExpeditedReceived",
+    "ReleaseCompleted",
     "SendSpaceAvailable",
 ]
 
@@ -64,6 +65,13 @@ class ConnectionTerminated:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseCompleted:
+    """The release finished (DC or DR received, or DR retries exhausted): REFWAIT."""
+
+    connection: Connection
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The connection reached CLOSED: its reference is free again."""
 
@@ -77,5 +85,6 @@ Event = (
     | ExpeditedReceived
     | SendSpaceAvailable
     | ConnectionTerminated
+    | ReleaseCompleted
     | ConnectionClosed
 )

@@ -136,16 +136,27 @@ class TPKTDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Add *data* from the stream; return the payloads of completed TPKTs.
 
+        TPKTs completed before a bad header in the same *data* are returned;
+        the error is then raised by the next call.
+
         Raises:
             TPDUError: a header with a version other than 3, or a length
                 below 7 or above ``max_length``; also on every call after one
                 such error.
         """
         self._raise_if_broken()
-        if not data:
-            return []
-        buf = self._buf
         out: list[bytes] = []
+        if not data:
+            return out
+        try:
+            self._feed(data, out)
+        except TPDUError:
+            if not out:
+                raise
+        return out
+
+    def _feed(self, data: bytes, out: list[bytes]) -> None:
+        buf = self._buf
         if buf:
             # Complete the packet already started, then carry on in *data*.
             need = self._needed(buf, 0)  # > 0: a complete packet is never kept
@@ -154,7 +165,7 @@ class TPKTDecoder:
                     buf += data
                     # Check the header as soon as its octets are in.
                     self._needed(buf, 0)
-                    return out
+                    return
                 buf += data[:need]
                 data = data[need:]
                 need = self._needed(buf, 0)
@@ -175,7 +186,6 @@ class TPKTDecoder:
         self._offset += pos  # _offset: stream offset of the first octet not returned
         if pos < total:
             buf += view[pos:]
-        return out
 
     def eof(self) -> None:
         """Signal the end of the stream.
