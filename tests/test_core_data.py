@@ -389,8 +389,11 @@ def test_out_of_order_dts_are_buffered_within_the_window() -> None:
     stats_b = link.stats("b")
     assert stats_b.out_of_order == 9 and stats_b.duplicate_dt == 0
     assert link.stats("a").retransmissions == 1
+    # Each DT beyond the hole is acknowledged at once: the third duplicate AK
+    # makes the sender retransmit DT 0 well before T1 expires.
+    assert link.stats("a").fast_retransmissions == 1
     retx_time = [t for t, d in link.tpdus_sent("a", DT) if d.nr == 0][1]
-    assert retx_time - t0 == pytest.approx(client.rto, rel=0.5)
+    assert retx_time - t0 < client.rto
     assert [d.nr for d in dts_of(link.sent("a"))] == [*range(10), 0]
 
 

@@ -944,10 +944,13 @@ class Connection:
         if d:
             if seq in self._rcv_ooo:
                 stats.duplicate_dt += 1
+                self._want_ack()
             else:
                 stats.out_of_order += 1
                 self._rcv_ooo[seq] = dt
-            self._want_ack()
+                # A hole: acknowledge each DT beyond it at once, not once per batch,
+                # so that the sender sees duplicate AKs and retransmits early.
+                self._send_ak(now)
             return None
         self._accept_dt(dt)
         ooo = self._rcv_ooo
