@@ -148,3 +148,11 @@ def test_checksum_position_in_encoded_tpdus(dst: int, nr: int, data: bytes) -> N
     raw_ak = encode(AK(dst, nr, 15), checksum=True)
     assert raw_ak[5:7] == b"\xc3\x02"
     assert verify(raw_ak)
+
+
+@pytest.mark.parametrize("length", [65520, 65521, 65522, 65535])
+@pytest.mark.parametrize("octet", [0xFF, 0x01])
+def test_fletcher_sums_at_the_adler_modulus(length: int, octet: int) -> None:
+    """The sum S is rebuilt from Adler-32 (mod 65521) below 65521 octets, by sum() above."""
+    data = bytes([octet]) * length
+    assert fletcher_sums(data) == naive_sums(data)
