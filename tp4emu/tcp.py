@@ -44,14 +44,11 @@ from .wire import (
     DR,
     DT0,
     ER,
-    CalledTsap,
-    CallingTsap,
     DRReason,
     ERCause,
     InvalidTpdu,
-    Param,
     TPDUError,
-    TpduSize,
+    connection_params,
     decode,
     encode,
 )
@@ -408,12 +405,8 @@ class TCPEndpoint:
             ) from exc
         decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
         size = min(self.config.max_tpdu_size, CLASS0_MAX_TPDU_SIZE)
-        params: list[Param] = [TpduSize(size.bit_length() - 1)]
-        if calling_tsap is not None:
-            params.append(CallingTsap(calling_tsap))
-        if called_tsap is not None:
-            params.append(CalledTsap(called_tsap))
-        cr = CR(src_ref=LOCAL_REF, protocol_class=0, params=tuple(params))
+        params = connection_params(size, calling_tsap, called_tsap)
+        cr = CR(src_ref=LOCAL_REF, protocol_class=0, params=params)
         try:
             await stream.send_all(encode_tpkt(encode(cr)))
             with trio.fail_after(self.config.cr_retransmit_time * self.config.max_retransmissions):
@@ -481,12 +474,8 @@ class TCPEndpoint:
             await stream.aclose()
             return
         size = min(cr.tpdu_size or 128, CLASS0_MAX_TPDU_SIZE, self.config.max_tpdu_size)
-        params: list[Param] = [TpduSize(size.bit_length() - 1)]
-        if cr.calling_tsap is not None:
-            params.append(CallingTsap(cr.calling_tsap))
-        if cr.called_tsap is not None:
-            params.append(CalledTsap(cr.called_tsap))
-        cc = CC(dst_ref=cr.src_ref, src_ref=LOCAL_REF, protocol_class=0, params=tuple(params))
+        params = connection_params(size, cr.calling_tsap, cr.called_tsap)
+        cc = CC(dst_ref=cr.src_ref, src_ref=LOCAL_REF, protocol_class=0, params=params)
         conn = TCPConnection(
             stream,
             decoder,

@@ -461,6 +461,12 @@ class TP4Connection(trio.abc.Channel[bytes]):
         if core.state not in _OPEN_STATES and core.state is not State.WFCC:
             raise trio.ClosedResourceError("connection is closed")
 
+    def _confirm_implicitly(self) -> None:
+        """netiso: the first receive on a confirming connection sends the CC."""
+        if self._core.state is State.CONFIRMING:
+            self._core.confirm(trio.current_time())
+            self._ep._flush()
+
     async def confirm(self, data: bytes = b"") -> None:
         """Confirm a CONFIRMING connection: the CC goes out with *data* (≤32 octets)."""
         await trio.lowlevel.checkpoint()
@@ -536,9 +542,7 @@ class TP4Connection(trio.abc.Channel[bytes]):
         self._receiving = True
         try:
             core = self._core
-            if core.state is State.CONFIRMING:
-                core.confirm(trio.current_time())
-                self._ep._flush()
+            self._confirm_implicitly()
             await trio.lowlevel.checkpoint_if_cancelled()
             parked = False
             while True:
@@ -567,9 +571,7 @@ class TP4Connection(trio.abc.Channel[bytes]):
         self._receiving_ed = True
         try:
             core = self._core
-            if core.state is State.CONFIRMING:
-                core.confirm(trio.current_time())
-                self._ep._flush()
+            self._confirm_implicitly()
             await trio.lowlevel.checkpoint_if_cancelled()
             while True:
                 data = core.receive_expedited()

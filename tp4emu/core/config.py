@@ -81,8 +81,3 @@ class Config:
             raise ValueError("inactivity_time must exceed window_time")
         if self.max_retransmissions < 1:
             raise ValueError("max_retransmissions must be at least 1")
-
-    @property
-    def tpdu_size_exponent(self) -> int:
-        """log2 of ``max_tpdu_size``, as sent in the TPDU size parameter."""
-        return self.max_tpdu_size.bit_length() - 1

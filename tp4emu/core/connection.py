@@ -32,14 +32,12 @@ from ..wire import (
     MAX_ED_DATA,
     TPDU,
     AdditionalOptions,
-    CalledTsap,
-    CallingTsap,
     ClassOption,
     DRReason,
     FlowControlConfirmation,
     Param,
     SubsequenceNumber,
-    TpduSize,
+    connection_params,
     encode_one,
 )
 from .config import Config
@@ -79,6 +77,13 @@ T_WINDOW = "W"
 T_INACTIVITY = "I"
 T_CONFIRM = "confirm"
 T_FREEZE = "L"
+
+
+def _option_flags(*, expedited: bool, checksum: bool) -> int:
+    """The additional option selection octet (0xC6) for these choices."""
+    return (AdditionalOptions.USE_EXPEDITED if expedited else 0) | (
+        0 if checksum else AdditionalOptions.NON_USE_OF_CHECKSUM
+    )
 
 
 class Role(enum.Enum):
@@ -482,21 +487,14 @@ class Connection:
     def _a_send_cr(self, arg: tuple[bytes | None, bytes | None, bytes], now: float) -> None:
         self.called_tsap, self.calling_tsap, self.connect_data = arg
         cfg = self._config
-        params: list[Param] = [TpduSize(cfg.tpdu_size_exponent)]
-        if self.calling_tsap is not None:
-            params.append(CallingTsap(self.calling_tsap))
-        if self.called_tsap is not None:
-            params.append(CalledTsap(self.called_tsap))
-        flags = (AdditionalOptions.USE_EXPEDITED if cfg.expedited else 0) | (
-            0 if cfg.use_checksum else AdditionalOptions.NON_USE_OF_CHECKSUM
-        )
-        params.append(AdditionalOptions(flags))
+        flags = _option_flags(expedited=cfg.expedited, checksum=cfg.use_checksum)
+        params = connection_params(cfg.max_tpdu_size, self.calling_tsap, self.called_tsap, flags)
         cr = CR(
             src_ref=self.local_ref,
             credit=min(cfg.receive_window, 15),
             protocol_class=4,
             options=ClassOption.EXTENDED_FORMAT if cfg.extended_format else 0,
-            params=tuple(params),
+            params=params,
             data=self.connect_data,
         )
         self._adv_credit = self._adv_uwe = cr.credit
@@ -601,22 +599,15 @@ class Connection:
     def _a_send_cc(self, data: bytes, now: float) -> None:
         self.confirm_data = data
         self._cancel_timer(T_CONFIRM)
-        params: list[Param] = [TpduSize(self.tpdu_size.bit_length() - 1)]
-        if self.calling_tsap is not None:
-            params.append(CallingTsap(self.calling_tsap))
-        if self.called_tsap is not None:
-            params.append(CalledTsap(self.called_tsap))
-        flags = (AdditionalOptions.USE_EXPEDITED if self.expedited_enabled else 0) | (
-            0 if self.checksum else AdditionalOptions.NON_USE_OF_CHECKSUM
-        )
-        params.append(AdditionalOptions(flags))
+        flags = _option_flags(expedited=self.expedited_enabled, checksum=self.checksum)
+        params = connection_params(self.tpdu_size, self.calling_tsap, self.called_tsap, flags)
         cc = CC(
             dst_ref=self.remote_ref,
             src_ref=self.local_ref,
             credit=min(self._config.receive_window, 15),
             protocol_class=4,
             options=ClassOption.EXTENDED_FORMAT if self.extended else 0,
-            params=tuple(params),
+            params=params,
             data=data,
         )
         self._adv_credit = cc.credit

@@ -38,6 +38,7 @@ from .params import (
     TransitDelay,
     UnknownParam,
     Version,
+    connection_params,
 )
 from .tpdu import AK, CC, CR, DC, DR, DT, DT0, EA, ED, ER, RJ, TPDU, decode, encode, encode_one
 from .tpkt import TPKTDecoder, encode_tpkt
@@ -88,6 +89,7 @@ __all__ = [
     "UnknownParam",
     "Version",
     "checksum_octets",
+    "connection_params",
     "decode",
     "encode",
     "encode_tpkt",

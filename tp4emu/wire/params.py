@@ -55,6 +55,7 @@ __all__ = [
     "TransitDelay",
     "UnknownParam",
     "Version",
+    "connection_params",
     "decode_param",
     "encode_param_value",
 ]
@@ -482,3 +483,28 @@ def _encode_param_value(param: Param) -> Any:
     if isinstance(param, UnknownParam):
         return param.value
     raise TypeError(f"not a parameter: {param!r}")
+
+
+def connection_params(
+    tpdu_size: int,
+    calling_tsap: bytes | None,
+    called_tsap: bytes | None,
+    options: int | None = None,
+) -> tuple[Param, ...]:
+    """The usual parameters of a CR or CC, in the order real peers send them.
+
+    Args:
+        tpdu_size: TPDU size in octets (a power of two, 128..8192).
+        calling_tsap: calling TSAP-ID, or None to leave it out.
+        called_tsap: called TSAP-ID, or None to leave it out.
+        options: additional option selection (0xC6), or None to leave it out
+            (class 0 has none).
+    """
+    params: list[Param] = [TpduSize.for_size(tpdu_size)]
+    if calling_tsap is not None:
+        params.append(CallingTsap(calling_tsap))
+    if called_tsap is not None:
+        params.append(CalledTsap(called_tsap))
+    if options is not None:
+        params.append(AdditionalOptions(options))
+    return tuple(params)
