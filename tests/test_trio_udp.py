@@ -900,3 +900,21 @@ async def test_endpoint_close_aborts_connections(autojump_clock: trio.testing.Mo
             await s.receive()
         with pytest.raises(trio.ClosedResourceError):
             await c.send(b"x")
+
+
+async def test_aclose_waits_for_the_dc_at_most_linger_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """aclose() returns once the DC arrives; with a silent peer, after linger_time."""
+    async with network() as (net, client, server):
+        c, _s = await connect_pair(client, server.listen())
+        t0 = trio.current_time()
+        await c.aclose()
+        assert c.state is State.REFWAIT  # the DC came back: release complete
+        assert trio.current_time() - t0 < client.config.linger_time
+        c2, _s2 = await connect_pair(client, server.listen(b"other"), called_tsap=b"other")
+        net.faults = Faults(loss=1.0)  # the peer hears nothing more
+        t0 = trio.current_time()
+        await c2.aclose()
+        assert c2.state is State.CLOSING  # still retransmitting its DR
+        assert trio.current_time() - t0 == pytest.approx(client.config.linger_time)

@@ -591,9 +591,10 @@ class TP4Connection(trio.abc.Channel[bytes]):
 
         While CONFIRMING this rejects the connection (DR reason 128), as
         closing a confirming socket does in netiso. If cancelled while waiting
-        for the data, the release becomes abortive (DR at once); if cancelled
-        while waiting for the DC, the DR goes on being retransmitted as long as
-        the endpoint is open.
+        for the data, the release becomes abortive (DR at once). The wait for
+        the DC lasts at most ``Config.linger_time``; the DR goes on being
+        retransmitted after that (and after a cancellation) as long as the
+        endpoint is open.
         """
         core = self._core
         try:
@@ -605,8 +606,9 @@ class TP4Connection(trio.abc.Channel[bytes]):
                 self._ep._flush()
             core.closed_by_user = True
             self._lot.unpark_all()
-        while core.state is State.CLOSING and not self._ep._closed:
-            await self._lot.park()
+        with trio.move_on_after(self._ep.config.linger_time):
+            while core.state is State.CLOSING and not self._ep._closed:
+                await self._lot.park()
         await trio.lowlevel.checkpoint()
 
     def as_stream(self) -> TP4Stream:

@@ -39,6 +39,9 @@ class Config:
     Must exceed ``window_time``. netiso: 3 min."""
     reference_freeze_time: float = 2.0
     """L: how long a released reference stays frozen (REFWAIT). netiso: 5 min."""
+    linger_time: float = 2.0
+    """How long ``aclose()`` waits for the peer's DC after its DR; the DR goes on
+    being retransmitted afterwards, as long as the endpoint is open."""
     confirm_timeout: float = 30.0
     """A CONFIRMING connection neither confirmed nor rejected this long is rejected."""
     confirm_timeout_reason: DRReason = DRReason.NOT_SPECIFIED
