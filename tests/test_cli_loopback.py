@@ -118,3 +118,43 @@ def test_cli_client_rejected_by_tsap(server: tuple[subprocess.Popen[str], str, P
     )
     assert res.returncode == 1
     assert res.stdout.strip() == "rejected: DR reason 2 (SESSION_NOT_ATTACHED) data=''"
+
+
+def test_cli_over_tcp_same_output(tmp_path: Path) -> None:
+    """--transport tcp: same commands, same lines; only the accept state differs (OPEN)."""
+    proc = subprocess.Popen(
+        _cmd("serve", "--listen", "127.0.0.1:0", "--transport", "tcp", "--exit-after", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("listening 127.0.0.1:") and "transport=tcp" in first, first
+        port = first.split()[1].split(":")[1]
+        ok = subprocess.run(
+            _cmd("connect", f"127.0.0.1:{port}", "--transport", "tcp", "--tsap", "echo", "a", "b"),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout.splitlines() == [
+            f"connected 127.0.0.1:{port} state=OPEN",
+            "reply 'a'",
+            "reply 'b'",
+        ]
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(TIMEOUT)
+    lines = out.splitlines()
+    assert lines[0].startswith("accept 127.0.0.1:") and "state=OPEN" in lines[0], lines
+    assert lines[1].startswith("allow 127.0.0.1:") and "(already connected)" in lines[1]
+    assert [line.split(" ", 2)[2] for line in lines[2:4]] == [
+        "1 octets: 'a'",
+        "1 octets: 'b'",
+    ]
