@@ -33,47 +33,10 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 import tp4emu
-from tp4emu.core import Address  # what the driver passes around: a hashable (host, port)
-from tp4emu.udp import UDPSocket
 
 TSAP = b"file"
 LOOPBACK = ("127.0.0.1", 0)
 HostPort = tuple[str, int]
-
-
-class LossySocket:
-    """A UDP socket that loses outgoing datagrams with probability *loss*.
-
-    It implements :class:`tp4emu.DatagramSocket`, the few calls the TP4 driver
-    makes; pass it as ``open_endpoint(socket=...)``.
-    """
-
-    def __init__(self, local: HostPort, loss: float, rng: random.Random) -> None:
-        self._inner = UDPSocket(local)
-        self._loss = loss
-        self._rng = rng
-        self.lost = 0
-
-    def getsockname(self) -> Address:
-        return self._inner.getsockname()
-
-    async def wait_readable(self) -> None:
-        await self._inner.wait_readable()
-
-    def recv_nowait(self) -> tuple[bytes, Address] | None:
-        return self._inner.recv_nowait()
-
-    def send_nowait(self, data: bytes, addr: Address) -> bool:
-        if self._rng.random() < self._loss:
-            self.lost += 1
-            return True  # "sent", and lost in the network
-        return self._inner.send_nowait(data, addr)
-
-    async def wait_writable(self) -> None:
-        await self._inner.wait_writable()
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def progress_bar(enabled: bool) -> Progress:
@@ -157,12 +120,12 @@ async def send_file(
 
 
 def lossy_socket(
-    local: HostPort, args: argparse.Namespace, rng: random.Random, made: list[LossySocket]
-) -> LossySocket | None:
-    """With --loss, a LossySocket bound to *local* for open_endpoint(socket=...); else None."""
+    local: HostPort, args: argparse.Namespace, rng: random.Random, made: list[tp4emu.LossyUDPSocket]
+) -> tp4emu.LossyUDPSocket | None:
+    """With --loss, a LossyUDPSocket bound to *local* for open_endpoint(socket=...); else None."""
     if not args.loss:
         return None  # open_endpoint() makes a plain UDP socket itself
-    sock = LossySocket(local, args.loss, rng)
+    sock = tp4emu.LossyUDPSocket(local, args.loss, rng)
     made.append(sock)
     return sock
 
@@ -180,9 +143,9 @@ def load(args: argparse.Namespace, rng: random.Random) -> tuple[str, bytes]:
 
 async def main_async(args: argparse.Namespace) -> int:
     # open_udp_endpoint() is open_endpoint(transport="tp4") with a precise type (TP4Endpoint);
-    # it also takes the socket to use, here a LossySocket when --loss is set.
+    # it also takes the socket to use, here a LossyUDPSocket when --loss is set.
     rng = random.Random(args.seed)
-    lossy: list[LossySocket] = []
+    lossy: list[tp4emu.LossyUDPSocket] = []
     with progress_bar(not args.no_progress) as progress, trio.fail_after(args.timeout):
         if args.listen:  # receiver only
             local = parse_address(args.listen)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import trio
 
-from tp4emu import demo
 from tp4emu.demo import DemoResult, run_demo
+from tp4emu.udp import LossyUDPSocket
 from tp4emu.wire import DR, decode
 
 CHECKS = [
@@ -66,27 +66,27 @@ async def test_run_demo_with_loss() -> None:
 
 async def test_run_demo_survives_a_lost_client_dr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lose exactly one datagram, deterministically: the allowed client's DR."""
-    sockets: list[demo._LossySocket] = []
-    original_init = demo._LossySocket.__init__
-    original_send = demo._LossySocket.send_nowait
+    sockets: list[LossyUDPSocket] = []
+    original_init = LossyUDPSocket.__init__
+    original_send = LossyUDPSocket.send_nowait
     dropped: list[bytes] = []
 
-    def init(self: demo._LossySocket, *args: Any, **kwargs: Any) -> None:
+    def init(self: LossyUDPSocket, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         sockets.append(self)
 
-    def send_nowait(self: demo._LossySocket, data: bytes, addr: Any) -> bool:
+    def send_nowait(self: LossyUDPSocket, data: bytes, addr: Any) -> bool:
         # sockets[0] is the server's (created first); the clients' come after it.
         if self is not sockets[0] and not dropped and any(isinstance(t, DR) for t in decode(data)):
             dropped.append(data)
             return True
         return original_send(self, data, addr)
 
-    monkeypatch.setattr(demo._LossySocket, "__init__", init)
-    monkeypatch.setattr(demo._LossySocket, "send_nowait", send_nowait)
+    monkeypatch.setattr(LossyUDPSocket, "__init__", init)
+    monkeypatch.setattr(LossyUDPSocket, "send_nowait", send_nowait)
     start = trio.current_time()
     with trio.move_on_after(5):
-        # loss > 0 only so that the sockets are wrapped; the rate itself never fires.
+        # loss > 0 only as a habit: the rate itself never fires.
         result = await run_demo(loss=1e-12, seed=1, decide_delay=0.2)
     assert dropped, "the client's DR was not seen"
     assert trio.current_time() - start < 5, "run_demo was still running after 5 s"

@@ -30,6 +30,7 @@ from .core import (
 from .tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
 from .udp import (
     DatagramSocket,
+    LossyUDPSocket,
     TP4Connection,
     TP4Endpoint,
     TP4Listener,
@@ -50,6 +51,7 @@ __all__ = [
     "Disconnected",
     "ERCause",
     "LocalProtocolError",
+    "LossyUDPSocket",
     "State",
     "Statistics",
     "TCPConnection",

@@ -17,7 +17,6 @@ The exit status is 0 only when every one of these outcomes happened.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from rich.table import Table
 from .api import Transport, open_endpoint
 from .apps import AccessList
 from .core import Config, ConnectionRejected, Disconnected
-from .udp import DatagramSocket, UDPSocket
+from .udp import DatagramSocket, LossyUDPSocket
 from .wire import AK, CC, CR, DC, DR, DT, EA, ED, ER, TPDU, TPDUError, decode
 
 __all__ = ["DemoResult", "run_demo"]
@@ -121,37 +120,6 @@ class _Tap:
             self.pcap.flush()
 
 
-class _LossySocket:
-    """A UDP socket that loses outgoing datagrams with probability *loss* (seeded)."""
-
-    def __init__(self, inner: UDPSocket, loss: float, rng: random.Random, note: Callable[[], None]):
-        self._inner = inner
-        self._loss = loss
-        self._rng = rng
-        self._note = note
-
-    def getsockname(self) -> Any:
-        return self._inner.getsockname()
-
-    async def wait_readable(self) -> None:
-        await self._inner.wait_readable()
-
-    def recv_nowait(self) -> tuple[bytes, Any] | None:
-        return self._inner.recv_nowait()
-
-    def send_nowait(self, data: bytes, addr: Any) -> bool:
-        if self._rng.random() < self._loss:
-            self._note()
-            return True  # lost in the network
-        return self._inner.send_nowait(data, addr)
-
-    async def wait_writable(self) -> None:
-        await self._inner.wait_writable()
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 async def _run_transport(
     transport: Transport,
     result: DemoResult,
@@ -165,16 +133,14 @@ async def _run_transport(
     timeline = Timeline(trio.current_time())
     result.timelines[transport] = timeline
     access = AccessList.parse([ALLOWED_HOST + "/32"], [DENIED_HOST + "/32"])
-    lost = [0]
-
-    def note_loss() -> None:
-        lost[0] += 1
+    sockets: list[LossyUDPSocket] = []
 
     def socket_for(host: str) -> DatagramSocket | None:
         if transport != "tp4":
             return None
-        sock = UDPSocket((host, 0))
-        return _LossySocket(sock, loss, rng, note_loss) if loss > 0 else sock
+        sock = LossyUDPSocket((host, 0), loss, rng)
+        sockets.append(sock)
+        return sock
 
     async with AsyncExitStack() as stack:
         server_sock = socket_for(SERVER_HOST)
@@ -256,7 +222,7 @@ async def _run_transport(
             stats = server.statistics()
             result.statistics = {
                 "server retransmissions": stats.retransmissions,
-                "datagrams lost (injected)": lost[0],
+                "datagrams lost (injected)": sum(sock.lost for sock in sockets),
             }
 
 

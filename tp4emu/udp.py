@@ -19,6 +19,7 @@ import contextlib
 import errno
 import ipaddress
 import operator
+import random
 import socket as _stdsocket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -43,6 +44,7 @@ from .wire import MAX_ED_DATA, DRReason
 
 __all__ = [
     "DatagramSocket",
+    "LossyUDPSocket",
     "TP4Connection",
     "TP4Endpoint",
     "TP4Listener",
@@ -123,6 +125,33 @@ class UDPSocket:
     def close(self) -> None:
         """Close the socket."""
         self._sock.close()
+
+
+class LossyUDPSocket(UDPSocket):
+    """A :class:`UDPSocket` that loses outgoing datagrams with probability *loss*.
+
+    Fault injection for demos and experiments (``open_endpoint(socket=...)``):
+    class 4 retransmits, the data still arrives, it only takes longer. The
+    choice is drawn from *rng*, so a seeded one repeats the same losses for the
+    same sequence of sends. :attr:`lost` counts the datagrams lost.
+    """
+
+    def __init__(
+        self, local: tuple[str, int], loss: float, rng: random.Random | None = None
+    ) -> None:
+        if not 0.0 <= loss < 1.0:
+            raise ValueError(f"loss must be in [0, 1), got {loss}")
+        super().__init__(local)
+        self.loss = loss
+        self.rng = rng or random.Random()
+        self.lost = 0
+
+    def send_nowait(self, data: bytes, addr: Address) -> bool:
+        """Send one datagram, or lose it (and say it was sent)."""
+        if self.loss and self.rng.random() < self.loss:
+            self.lost += 1
+            return True
+        return super().send_nowait(data, addr)
 
 
 class TP4Endpoint:
