@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from ..wire.constants import DRReason
 
-__all__ = ["Config"]
+__all__ = ["MAX_UDP_TPDU", "Config"]
+
+MAX_UDP_TPDU = 65408
+"""Largest TPDU (a multiple of 128) that fits one UDP datagram over IPv4."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,12 @@ class Config:
     # --- negotiation ----------------------------------------------------------
     max_tpdu_size: int = 8192
     """Largest TPDU size proposed or accepted (power of two, 128..8192)."""
+    preferred_max_tpdu_size: int | None = None
+    """If set, also propose (and accept) this larger TPDU size with the
+    "preferred maximum TPDU size" parameter (0xF0, ISO 8073:1992): a multiple of
+    128, at most 65408 so that a TPDU fits a UDP datagram. Bigger TPDUs cost
+    less per octet, but a lost IP fragment loses the whole TPDU: for LANs and
+    loopback. A peer that does not send 0xF0 back gets ``max_tpdu_size``."""
     extended_format: bool = False
     """Propose the extended format (31-bit numbers, 16-bit credit). A responder
     accepts it whenever a CR proposes it, whatever this says."""
@@ -77,6 +86,12 @@ class Config:
     def __post_init__(self) -> None:
         if self.max_tpdu_size not in {1 << e for e in range(7, 14)}:
             raise ValueError("max_tpdu_size must be a power of two in 128..8192")
+        pref = self.preferred_max_tpdu_size
+        if pref is not None and (pref % 128 or not self.max_tpdu_size <= pref <= MAX_UDP_TPDU):
+            raise ValueError(
+                f"preferred_max_tpdu_size must be a multiple of 128 in "
+                f"max_tpdu_size..{MAX_UDP_TPDU}"
+            )
         limit = 0xFFFF if self.extended_format else 15
         if not 1 <= self.receive_window <= limit:
             raise ValueError(f"receive_window must be in 1..{limit} for this format")

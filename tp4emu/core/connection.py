@@ -36,6 +36,7 @@ from ..wire import (
     DRReason,
     FlowControlConfirmation,
     Param,
+    PreferredMaxTpduSize,
     SubsequenceNumber,
     connection_params,
     encode_one,
@@ -146,7 +147,8 @@ class Connection:
         self.checksum = True
         self.expedited_enabled = config.expedited
         self._mod = 1 << 7
-        self._proposed_size = config.max_tpdu_size
+        self._proposed_size = config.preferred_max_tpdu_size or config.max_tpdu_size
+        self._preferred_size = False  # negotiated with the 0xF0 parameter
         self._proposed_extended = config.extended_format
 
         # control TPDU (CR/CC/DR) retransmission
@@ -488,7 +490,14 @@ class Connection:
         self.called_tsap, self.calling_tsap, self.connect_data = arg
         cfg = self._config
         flags = _option_flags(expedited=cfg.expedited, checksum=cfg.use_checksum)
-        params = connection_params(cfg.max_tpdu_size, self.calling_tsap, self.called_tsap, flags)
+        pref = cfg.preferred_max_tpdu_size
+        params = connection_params(
+            pref or cfg.max_tpdu_size,
+            self.calling_tsap,
+            self.called_tsap,
+            flags,
+            preferred=pref is not None,
+        )
         cr = CR(
             src_ref=self.local_ref,
             credit=min(cfg.receive_window, 15),
@@ -522,10 +531,14 @@ class Connection:
             self._ep.stats.invalid_tpdu += 1  # a CC must carry the responder's reference
             return self._state
         problem = None
-        size = cc.tpdu_size or 128
+        preferred = cc.param(PreferredMaxTpduSize)
+        if preferred is not None and self._config.preferred_max_tpdu_size is not None:
+            size = preferred.size
+        else:
+            size = cc.tpdu_size or 128
         if cc.protocol_class != 4:
             problem = f"peer chose class {cc.protocol_class}"
-        elif size > self._proposed_size:
+        elif size > self._proposed_size or size < 128 or size % 128:
             problem = f"peer chose TPDU size {size} above the {self._proposed_size} proposed"
         elif cc.extended and not self._proposed_extended:
             problem = "peer chose the extended format, which was not proposed"
@@ -584,7 +597,13 @@ class Connection:
         self.calling_tsap = cr.calling_tsap
         self.called_tsap = cr.called_tsap
         self.connect_data = cr.data
-        self.tpdu_size = min(cr.tpdu_size or 128, cfg.max_tpdu_size)
+        preferred = cr.param(PreferredMaxTpduSize)
+        if preferred is not None and cfg.preferred_max_tpdu_size is not None and preferred.units:
+            # Both sides speak 0xF0: any multiple of 128 both accept.
+            self.tpdu_size = min(preferred.size, cfg.preferred_max_tpdu_size)
+            self._preferred_size = True
+        else:
+            self.tpdu_size = min(cr.tpdu_size or 128, cfg.max_tpdu_size)
         self._set_format(cr.extended)
         opts = cr.additional_options
         self.checksum = cfg.use_checksum or not (opts & AdditionalOptions.NON_USE_OF_CHECKSUM)
@@ -600,7 +619,13 @@ class Connection:
         self.confirm_data = data
         self._cancel_timer(T_CONFIRM)
         flags = _option_flags(expedited=self.expedited_enabled, checksum=self.checksum)
-        params = connection_params(self.tpdu_size, self.calling_tsap, self.called_tsap, flags)
+        params = connection_params(
+            self.tpdu_size,
+            self.calling_tsap,
+            self.called_tsap,
+            flags,
+            preferred=self._preferred_size,
+        )
         cc = CC(
             dst_ref=self.remote_ref,
             src_ref=self.local_ref,

@@ -490,17 +490,27 @@ def connection_params(
     calling_tsap: bytes | None,
     called_tsap: bytes | None,
     options: int | None = None,
+    *,
+    preferred: bool = False,
 ) -> tuple[Param, ...]:
     """The usual parameters of a CR or CC, in the order real peers send them.
 
     Args:
-        tpdu_size: TPDU size in octets (a power of two, 128..8192).
+        tpdu_size: TPDU size in octets: a power of two, 128..8192, or with
+            *preferred* any multiple of 128.
         calling_tsap: calling TSAP-ID, or None to leave it out.
         called_tsap: called TSAP-ID, or None to leave it out.
         options: additional option selection (0xC6), or None to leave it out
             (class 0 has none).
+        preferred: also send *tpdu_size* as the preferred maximum TPDU size
+            (0xF0); the TPDU size parameter then carries the largest power of
+            two not above it (at most 8192), for peers that ignore 0xF0.
     """
-    params: list[Param] = [TpduSize.for_size(tpdu_size)]
+    if preferred:
+        power = 1 << min(max(tpdu_size.bit_length() - 1, 7), 13)
+        params: list[Param] = [TpduSize.for_size(power), PreferredMaxTpduSize(tpdu_size // 128)]
+    else:
+        params = [TpduSize.for_size(tpdu_size)]
     if calling_tsap is not None:
         params.append(CallingTsap(calling_tsap))
     if called_tsap is not None:
