@@ -7,9 +7,12 @@ something even where the absolute numbers do not. Nothing here is asserted by
 the tests.
 
 * round trip: a 32-octet message sent and echoed back, one at a time.
-* bulk: 16 MiB sent in 8 KiB messages, one way, until the receiver has all.
-  Raw UDP has no flow control of its own: the baseline acknowledges every 16
-  datagrams (a fixed window, like our credit of 15) so that it loses nothing.
+* bulk: 16 MiB sent in 8 KiB messages, then in 60000-octet messages, one
+  way, until the receiver has all. Raw UDP has no flow control of its own: the
+  baseline acknowledges every 16 datagrams (a fixed window, like our credit of
+  15) so that it loses nothing. TP4 runs with the standard TPDU size (8192,
+  so an 8 KiB message takes two DTs) and, for the large messages, also with
+  ``Config(preferred_max_tpdu_size=65408)`` (one DT per message).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import tp4emu
 
 MSG = b"x" * 32
 CHUNK = 8192
+BIG = 60000
+BIG_TPDUS = tp4emu.Config(preferred_max_tpdu_size=65408)
 
 
 async def raw_udp_rtt(n: int) -> float:
@@ -52,15 +57,15 @@ async def raw_udp_rtt(n: int) -> float:
     return elapsed
 
 
-async def raw_udp_bulk(total: int) -> float:
+async def raw_udp_bulk(total: int, chunk: int = CHUNK) -> float:
     a = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
     b = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
     await a.bind(("127.0.0.1", 0))
     await b.bind(("127.0.0.1", 0))
     baddr = b.getsockname()
-    count = total // CHUNK
+    count = total // chunk
     window = 16
-    payload = b"y" * CHUNK
+    payload = b"y" * chunk
 
     async def receiver() -> None:
         got = 0
@@ -108,12 +113,12 @@ async def tcp_rtt(n: int) -> float:
     return elapsed
 
 
-async def tcp_bulk(total: int) -> float:
+async def tcp_bulk(total: int, chunk: int = CHUNK) -> float:
     done = trio.Event()
 
     async def sink(stream: trio.SocketStream) -> None:
         got = 0
-        while got < total:
+        while got < total // chunk * chunk:
             got += len(await stream.receive_some(1 << 20))
         done.set()
 
@@ -121,9 +126,9 @@ async def tcp_bulk(total: int) -> float:
         listeners = await nursery.start(partial(trio.serve_tcp, sink, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
         stream = await trio.open_tcp_stream("127.0.0.1", port)
-        payload = b"y" * CHUNK
+        payload = b"y" * chunk
         t0 = time.perf_counter()
-        for _ in range(total // CHUNK):
+        for _ in range(total // chunk):
             await stream.send_all(payload)
         await done.wait()
         elapsed = time.perf_counter() - t0
@@ -134,8 +139,12 @@ async def tcp_bulk(total: int) -> float:
 
 async def tp4_pair(
     body: Callable[[tp4emu.TP4Connection, tp4emu.TP4Connection], Awaitable[float]],
+    config: tp4emu.Config | None = None,
 ) -> float:
-    async with tp4emu.open_endpoint() as srv, tp4emu.open_endpoint() as cli:
+    async with (
+        tp4emu.open_udp_endpoint(config=config) as srv,
+        tp4emu.open_udp_endpoint(config=config) as cli,
+    ):
         listener = srv.listen(b"bench")
         async with trio.open_nursery() as nursery:
             accepted: list[tp4emu.TP4Connection] = []
@@ -171,10 +180,10 @@ async def tp4_rtt(n: int) -> float:
     return await tp4_pair(body)
 
 
-async def tp4_bulk(total: int) -> float:
+async def tp4_bulk(total: int, chunk: int = CHUNK, config: tp4emu.Config | None = None) -> float:
     async def body(client: tp4emu.TP4Connection, server: tp4emu.TP4Connection) -> float:
-        count = total // CHUNK
-        payload = b"y" * CHUNK
+        count = total // chunk
+        payload = b"y" * chunk
 
         async def sink() -> None:
             for _ in range(count):
@@ -187,7 +196,7 @@ async def tp4_bulk(total: int) -> float:
                 await client.send(payload)
         return time.perf_counter() - t0
 
-    return await tp4_pair(body)
+    return await tp4_pair(body, config)
 
 
 def main() -> None:
@@ -204,20 +213,26 @@ def main() -> None:
     rows.append(("round trip 32 B", "raw trio UDP", rtt_base * 1e6, "1.00"))
     rows.append(("round trip 32 B", "trio TCP", rtt_tcp * 1e6, f"{rtt_tcp / rtt_base:.2f}"))
     rows.append(("round trip 32 B", "tp4emu TP4/UDP", rtt_tp4 * 1e6, f"{rtt_tp4 / rtt_base:.2f}"))
-    bulk_base = trio.run(raw_udp_bulk, total)
-    bulk_tcp = trio.run(tcp_bulk, total)
-    bulk_tp4 = trio.run(tp4_bulk, total)
-    mb = total / 1e6
-    print(f"round trips: {n}; bulk: {total >> 20} MiB in {CHUNK}-octet messages\n")
-    print(f"{'test':<18}{'transport':<18}{'µs/op or MB/s':>16}{'ratio to raw UDP':>20}")
+    bulks = []
+    for chunk, label in ((CHUNK, "bulk 8 KiB"), (BIG, "bulk 60000 B")):
+        n_bytes = total // chunk * chunk
+        base = trio.run(raw_udp_bulk, total, chunk)
+        runs = [
+            ("raw trio UDP", base),
+            ("trio TCP", trio.run(tcp_bulk, total, chunk)),
+            ("tp4emu TP4/UDP", trio.run(tp4_bulk, total, chunk)),
+        ]
+        if chunk == BIG:
+            runs.append(("tp4emu, 0xF0 65408", trio.run(tp4_bulk, total, chunk, BIG_TPDUS)))
+        bulks.append((label, n_bytes, base, runs))
+    print(f"round trips: {n}; bulk: {total >> 20} MiB\n")
+    print(f"{'test':<18}{'transport':<20}{'µs/op or MB/s':>14}{'ratio to raw UDP':>20}")
     for test, transport, value, ratio in rows:
-        print(f"{test:<18}{transport:<18}{value:>13.1f} µs{ratio:>20}")
-    for transport, elapsed in (
-        ("raw trio UDP", bulk_base),
-        ("trio TCP", bulk_tcp),
-        ("tp4emu TP4/UDP", bulk_tp4),
-    ):
-        print(f"{'bulk':<18}{transport:<18}{mb / elapsed:>11.1f} MB/s{bulk_base / elapsed:>20.2f}")
+        print(f"{test:<18}{transport:<20}{value:>11.1f} µs{ratio:>20}")
+    for label, n_bytes, base, runs in bulks:
+        for transport, elapsed in runs:
+            mbps = n_bytes / 1e6 / elapsed
+            print(f"{label:<18}{transport:<20}{mbps:>9.1f} MB/s{base / elapsed:>20.2f}")
 
 
 if __name__ == "__main__":
