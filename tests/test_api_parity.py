@@ -11,6 +11,7 @@ every test bounded by ``trio.fail_after``.
 from __future__ import annotations
 
 import errno
+from functools import partial
 from typing import Any
 
 import pytest
@@ -291,3 +292,30 @@ async def test_contrast_reject(transport: Transport) -> None:
         assert outcome == {"rejected": DRReason.NORMAL}
     else:
         assert outcome == {"connected": True, "cut off": DRReason.NORMAL}
+
+
+@pytest.mark.parametrize("transport", ["tp4", "tcp"])
+async def test_serve_runs_one_handler_per_connection(transport: Transport) -> None:
+    """tp4emu.serve() works with either endpoint; auto_confirm makes TP4 TCP-like."""
+    states: list[State] = []
+
+    async def echo(conn: Any) -> None:
+        states.append(conn.state)
+        async for msg in conn:
+            await conn.send(msg.upper())
+
+    with trio.fail_after(LIMIT):
+        async with (
+            open_endpoint((HOST, 0), transport=transport) as server,
+            open_endpoint((HOST, 0), transport=transport) as client,
+            trio.open_nursery() as nursery,
+        ):
+            await nursery.start(partial(tp4emu.serve, echo, server, auto_confirm=True))
+            for word in (b"one", b"two"):
+                conn = await client.connect(server.getsockname())
+                await conn.send(word)
+                assert await conn.receive() == word.upper()
+                await conn.aclose()
+            nursery.cancel_scope.cancel()
+    # auto_confirm: over TP4 the CC went out before the handler ran (AKWAIT or OPEN)
+    assert len(states) == 2 and State.CONFIRMING not in states

@@ -19,6 +19,7 @@ import trio
 import trio.testing
 from netsim import Faults, MemoryNetwork
 
+from tp4emu.api import serve
 from tp4emu.core import (
     Config,
     ConnectionRejected,
@@ -26,7 +27,7 @@ from tp4emu.core import (
     Disconnected,
     State,
 )
-from tp4emu.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint, serve
+from tp4emu.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint
 from tp4emu.wire import DRReason, decode
 
 CLIENT = ("10.0.0.1", 40000)

@@ -16,7 +16,7 @@ Quick start::
             await conn.reject()                 # DR: the client's connect() fails
 """
 
-from .api import Transport, open_endpoint
+from .api import Transport, open_endpoint, serve
 from .core import (
     Config,
     ConnectionRejected,
@@ -36,7 +36,6 @@ from .udp import (
     TP4Listener,
     TP4Stream,
     open_udp_endpoint,
-    serve,
 )
 from .wire import DRReason, ERCause
 

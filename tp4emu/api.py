@@ -10,15 +10,17 @@ differs is *when* things happen: see ``docs/tp4-vs-tcp.md``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from .core import Config
-from .tcp import TCPEndpoint, open_tcp_endpoint
-from .udp import DatagramSocket, TP4Endpoint, open_udp_endpoint
+import trio
 
-__all__ = ["Transport", "open_endpoint"]
+from .core import Config
+from .tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
+from .udp import DatagramSocket, TP4Connection, TP4Endpoint, TP4Listener, open_udp_endpoint
+
+__all__ = ["Handler", "Transport", "open_endpoint", "serve"]
 
 Transport = Literal["tp4", "tcp"]
 
@@ -56,3 +58,47 @@ async def open_endpoint(
             yield tcp_ep
     else:
         raise ValueError(f"unknown transport {transport!r}: use 'tp4' or 'tcp'")
+
+
+Handler = Callable[[Any], Awaitable[object]]
+"""An async function taking one connection (TP4Connection or TCPConnection)."""
+
+
+async def serve(
+    handler: Handler,
+    endpoint: TP4Endpoint | TCPEndpoint,
+    *,
+    tsap: bytes | None = None,
+    backlog: int | None = None,
+    auto_confirm: bool = False,
+    handler_nursery: trio.Nursery | None = None,
+    task_status: trio.TaskStatus[TP4Listener | TCPListener] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept connections forever, running ``handler(conn)`` for each in its own task.
+
+    In the style of :func:`trio.serve_listeners`, for either transport. Over
+    TP4 the handler gets a CONFIRMING connection, unless *auto_confirm* is
+    set: then the CC is sent before the handler runs (TCP-like behaviour).
+    The connection is closed when the handler returns.
+    """
+    listener = endpoint.listen(tsap, backlog)
+
+    async def run(conn: TP4Connection | TCPConnection) -> None:
+        try:
+            if auto_confirm:
+                await conn.confirm()
+            await handler(conn)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(endpoint.config.window_time):
+                await conn.aclose()
+
+    async with trio.open_nursery() as nursery:
+        task_status.started(listener)
+        target = handler_nursery or nursery
+        try:
+            while True:
+                conn = await listener.accept()
+                target.start_soon(run, conn)
+        finally:
+            with trio.CancelScope(shield=True):
+                await listener.aclose()

@@ -22,7 +22,7 @@ import operator
 import random
 import socket as _stdsocket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, cast
 
@@ -52,7 +52,6 @@ __all__ = [
     "UDPSocket",
     "open_endpoint",
     "open_udp_endpoint",
-    "serve",
 ]
 
 _BATCH = 256  # datagrams drained per wakeup before the core's output is flushed
@@ -781,45 +780,3 @@ async def open_udp_endpoint(
 
 open_endpoint = open_udp_endpoint
 """Alias of :func:`open_udp_endpoint` (``tp4emu.open_endpoint`` also takes ``transport=``)."""
-
-Handler = Callable[[TP4Connection], Awaitable[object]]
-
-
-async def serve(
-    handler: Handler,
-    endpoint: TP4Endpoint,
-    *,
-    tsap: bytes | None = None,
-    backlog: int | None = None,
-    auto_confirm: bool = False,
-    handler_nursery: trio.Nursery | None = None,
-    task_status: trio.TaskStatus[TP4Listener] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Accept connections forever, running ``handler(conn)`` for each in its own task.
-
-    In the style of :func:`trio.serve_listeners`. The handler gets a CONFIRMING
-    connection, unless *auto_confirm* is set: then the CC is sent before the
-    handler runs (TCP-like behaviour). The connection is closed when the
-    handler returns.
-    """
-    listener = endpoint.listen(tsap, backlog)
-
-    async def run(conn: TP4Connection) -> None:
-        try:
-            if auto_confirm:
-                await conn.confirm()
-            await handler(conn)
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(endpoint.config.window_time):
-                await conn.aclose()
-
-    async with trio.open_nursery() as nursery:
-        task_status.started(listener)
-        target = handler_nursery or nursery
-        try:
-            while True:
-                conn = await listener.accept()
-                target.start_soon(run, conn)
-        finally:
-            with trio.CancelScope(shield=True):
-                await listener.aclose()
