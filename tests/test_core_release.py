@@ -126,13 +126,14 @@ def test_disconnect_data_over_64_octets_is_refused() -> None:
     s.expect_nothing()
 
 
-def test_dr_in_closing_is_a_collision_answered_with_dc() -> None:
+def test_dr_in_closing_is_a_collision_that_completes_the_release() -> None:
+    """DRs crossed: each side's DR stands for the other's DC; no DC is sent
+    (netiso tp.trans: TP_REFWAIT <== TP_CLOSING DR_TPDU, NBS 27)."""
     s = Script(CFG)
     conn, _ = open_as_responder(s)
     s.call(conn.disconnect, at=1.0)
     s.expect(DR(PEER_REF, conn.local_ref, DRReason.NORMAL), at=1.0)
     s.send(DR(conn.local_ref, PEER_REF, DRReason.NORMAL), at=1.1)  # the peer closed too
-    s.expect(DC(PEER_REF, conn.local_ref), at=1.1)
     assert conn.state is State.REFWAIT
     s.expect_nothing(until=1.1 + L - 0.001)  # our DR is not retransmitted
     s.advance(to=1.1 + L)
@@ -242,7 +243,6 @@ def test_dr_with_src_ref_0_for_an_unknown_reference_gets_nothing() -> None:
 @pytest.mark.parametrize(
     "tpdu",
     [
-        CC(0x1234, 0x0777, 15, params=(TpduSize(13),)),
         DC(0x1234, 0x0777),
         DT(0x1234, 0, True, b"data"),
         ED(0x1234, 0, b"x"),
@@ -258,6 +258,24 @@ def test_other_tpdus_for_an_unknown_reference_are_dropped_and_counted(tpdu: TPDU
     s.send(tpdu, at=1.0)
     s.expect_nothing()
     assert s.endpoint.stats.unknown_reference == 1
+
+
+def test_cc_for_an_unknown_reference_is_refused_with_dr_2() -> None:
+    """netiso, NBS 21: a CC for a connection that does not exist gets a DR."""
+    s = Script(CFG)
+    s.send(CC(0x1234, 0x0777, 15, params=(TpduSize(13),)), at=1.0)
+    s.expect(DR(0x0777, 0x1234, DRReason.SESSION_NOT_ATTACHED), at=1.0)
+    assert s.endpoint.stats.unknown_reference == 1
+
+
+def test_er_in_closing_completes_the_release() -> None:
+    s = Script(CFG)
+    conn, _ = open_as_responder(s)
+    s.call(conn.disconnect, at=1.0)
+    s.expect(DR)
+    s.send(ER(conn.local_ref, 2), at=1.1)
+    s.expect_nothing()
+    assert conn.state is State.REFWAIT
 
 
 def test_in_refwait_a_dr_gets_a_dc_and_everything_else_is_dropped() -> None:

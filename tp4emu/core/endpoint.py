@@ -165,6 +165,11 @@ class Endpoint:
                 stats.unknown_reference += 1
                 if isinstance(tpdu, DR) and tpdu.src_ref:
                     self._send(encode_one(DC(tpdu.src_ref, tpdu.dst_ref), checksum=True), addr)
+                elif isinstance(tpdu, CC) and tpdu.src_ref:
+                    # A CC for a connection we do not have: refuse it, so that the
+                    # peer does not hold it open (netiso, NBS 21: reason 2).
+                    dr = DR(tpdu.src_ref, tpdu.dst_ref, DRReason.SESSION_NOT_ATTACHED)
+                    self._send(encode_one(dr, checksum=True), addr)
                 continue
             if conn.peer != addr:
                 stats.wrong_peer += 1

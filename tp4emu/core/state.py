@@ -152,7 +152,8 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State, str]] = {
     (S.OPEN, I.DISCONNECT): (S.CLOSING, "disconnect"),
     (S.CLOSING, I.RETRANSMIT): (S.CLOSING, "resend_dr"),
     (S.CLOSING, I.GIVE_UP): (S.REFWAIT, "freeze"),
-    (S.CLOSING, I.DR): (S.REFWAIT, "send_dc"),  # simultaneous DRs
+    (S.CLOSING, I.DR): (S.REFWAIT, "freeze"),  # DRs crossed: no DC (netiso, NBS 27)
+    (S.CLOSING, I.ER): (S.REFWAIT, "freeze"),
     (S.CLOSING, I.DC): (S.REFWAIT, "freeze"),
     (S.CLOSING, I.DISCONNECT): (S.CLOSING, "nothing"),
     (S.REFWAIT, I.DR): (S.REFWAIT, "send_dc"),
