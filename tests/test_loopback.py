@@ -125,3 +125,34 @@ async def test_no_listener_is_refused() -> None:
         with pytest.raises(ConnectionRejected) as info:
             await client.connect(server.getsockname())
         assert info.value.reason == DRReason.SESSION_NOT_ATTACHED
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_ipv6_loopback() -> None:
+    with trio.fail_after(10):
+        async with open_endpoint(("::1", 0)) as server, open_endpoint(("::1", 0)) as client:
+            listener = server.listen(b"six")
+            async with trio.open_nursery() as nursery:
+
+                async def echo() -> None:
+                    conn = await listener.accept()
+                    assert conn.getpeername() == client.getsockname()
+                    await conn.send(await conn.receive())
+                    await conn.aclose()
+
+                nursery.start_soon(echo)
+                conn = await client.connect(server.getsockname(), called_tsap=b"six")
+                await conn.send(b"over IPv6")
+                assert await conn.receive() == b"over IPv6"
+                await conn.aclose()
