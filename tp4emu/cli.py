@@ -201,7 +201,12 @@ def _add_serve_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
             "it by receiving, then echo every TSDU. One line per event; runs until interrupted."
         ),
     )
-    p.add_argument("--listen", required=True, metavar="HOST:PORT", help="UDP address to bind")
+    p.add_argument(
+        "--listen",
+        required=True,
+        metavar="HOST:PORT",
+        help="address to bind (UDP, or TCP with tcp)",
+    )
     p.add_argument("--tsap", help="called TSAP to serve (text, or hex:0102); default: any")
     p.add_argument("--allow", action="append", default=[], metavar="CIDR", help="admit only these")
     p.add_argument("--deny", action="append", default=[], metavar="CIDR", help="refuse these")
