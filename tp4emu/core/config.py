@@ -72,8 +72,10 @@ class Config:
     """Credit, in DT TPDUs, offered to the peer (at most 15 in the normal format)."""
     send_buffer: int = 256 * 1024
     """Octets of user data queued for sending before ``send`` waits."""
-    max_tsdu_size: int = 64 * 1024 * 1024
-    """Largest TSDU accepted in reassembly; a larger one disconnects (DR 133)."""
+    max_tsdu_size: int = 16 * 1024 * 1024
+    """Largest TSDU accepted in reassembly; a larger one disconnects (DR 133).
+    Reassembly is not bounded by the credit window, so this bounds the memory
+    one connection's peer can make us hold."""
 
     # --- endpoint limits ------------------------------------------------------
     default_backlog: int = 16
