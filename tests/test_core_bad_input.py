@@ -10,7 +10,7 @@ CR). Then the inactivity timer I and the window timer W.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scripted import (
     PEER,
@@ -422,12 +422,6 @@ def _decoded(data: bytes) -> list[TPDU] | None:
         return None
 
 
-def _known_crash(data: bytes) -> bool:
-    """Inputs of the two known core bugs (xfail tests above), kept out of the property."""
-    tpdus = _decoded(data)
-    return tpdus is not None and any(isinstance(t, (DT0, RJ)) for t in tpdus)
-
-
 def _addressed_to(tpdus: list[TPDU] | None, ref: int) -> bool:
     """Whether a checksum-valid TPDU in *tpdus* may legitimately change connection *ref*."""
     return bool(tpdus) and any(
@@ -437,7 +431,6 @@ def _addressed_to(tpdus: list[TPDU] | None, ref: int) -> bool:
 
 
 def _check_survival(data: bytes, addr: object) -> None:
-    assume(not _known_crash(data))
     s = Script()
     s.endpoint.listen(None)
     conn, _ = open_as_responder(s, s.endpoint.listen(b"srv"))
@@ -478,7 +471,6 @@ def test_damaged_tpdus_never_raise_and_connections_survive(data: bytes, addr: ob
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=64))
 def test_random_bytes_in_every_state_never_raise(data: bytes) -> None:
-    assume(not _known_crash(data))
     for setup in range(5):
         s = Script()
         if setup == 0:

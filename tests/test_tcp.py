@@ -843,7 +843,7 @@ async def test_listener_rules() -> None:
             assert stats.connections_opened == 2
 
 
-# ------------------------------------------------- bugs found (strict xfail)
+# ------------------------------------------------- bugs found (now regression tests)
 
 
 async def test_tsdu_before_garbage_in_the_same_read_is_delivered() -> None:
