@@ -2,6 +2,12 @@
 
 Subcommands:
 
+``demo``
+    TP4's confirming ``accept()`` beside RFC 1006's, on loopback, with a
+    timeline and checked outcomes (:mod:`tp4emu.demo`).
+``serve`` / ``connect``
+    The access-list echo server and its client, over ``--transport tp4`` or
+    ``tcp`` (:mod:`tp4emu.apps`).
 ``decode``
     Decode TPDUs from hex arguments (one datagram per argument), from stdin
     (one datagram per line) or from a capture file (``--pcap``), and print
