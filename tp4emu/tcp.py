@@ -44,6 +44,7 @@ from .wire import (
     DR,
     DT0,
     ER,
+    AlternativeClasses,
     DRReason,
     ERCause,
     InvalidTpdu,
@@ -359,7 +360,6 @@ class TCPEndpoint:
         self._tcp = listeners
         self._listeners: dict[bytes | None, TCPListener] = {}
         self._stats = _TCPStats()
-        self._nursery: trio.Nursery | None = None
 
     def getsockname(self) -> tuple[str, int]:
         """The (host, port) the TCP listening socket is bound to."""
@@ -504,8 +504,6 @@ class TCPEndpoint:
 
 
 def _alternatives(cr: CR) -> tuple[int, ...]:
-    from .wire import AlternativeClasses
-
     p = cr.param(AlternativeClasses)
     return p.classes if p else ()
 
@@ -557,7 +555,6 @@ async def open_tcp_endpoint(
         await extra.aclose()
     try:
         async with trio.open_nursery() as nursery:
-            endpoint._nursery = nursery
             nursery.start_soon(endpoint._accept_loop, nursery)
             try:
                 yield endpoint
