@@ -162,8 +162,8 @@ async def test_unknown_transport() -> None:
     with pytest.raises(ValueError):
         async with open_endpoint((HOST, 0), transport="x25"):  # type: ignore[arg-type]
             pass
-    with pytest.raises(ValueError):
-        async with open_endpoint((HOST, 0), transport="tcp", pcap=object()):
+    with pytest.raises(ValueError, match="tp4 transport only"):
+        async with open_endpoint((HOST, 0), transport="tcp", socket=object()):  # type: ignore[arg-type]
             pass
 
 

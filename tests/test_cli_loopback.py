@@ -121,9 +121,22 @@ def test_cli_client_rejected_by_tsap(server: tuple[subprocess.Popen[str], str, P
 
 
 def test_cli_over_tcp_same_output(tmp_path: Path) -> None:
-    """--transport tcp: same commands, same lines; only the accept state differs (OPEN)."""
+    """--transport tcp: same commands, same lines; only the accept state differs (OPEN).
+
+    --pcap works there too: the TPDUs, without their TPKT headers."""
+    server_pcap = tmp_path / "tcp.pcap"
     proc = subprocess.Popen(
-        _cmd("serve", "--listen", "127.0.0.1:0", "--transport", "tcp", "--exit-after", "1"),
+        _cmd(
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--transport",
+            "tcp",
+            "--exit-after",
+            "1",
+            "--pcap",
+            str(server_pcap),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -158,3 +171,7 @@ def test_cli_over_tcp_same_output(tmp_path: Path) -> None:
         "1 octets: 'a'",
         "1 octets: 'b'",
     ]
+    records = list(read_pcap(server_pcap))
+    assert {r.transport for r in records} == {"tcp"}
+    kinds = [type(t).__name__ for r in records for t in decode(r.payload)]
+    assert kinds == ["CR", "CC", "DT0", "DT0", "DT0", "DT0"]

@@ -42,7 +42,7 @@ async def open_endpoint(
             CONFIRMING) or ``"tcp"`` (RFC 1006 class 0 over TCP, connections
             accepted once established).
         config: timers and limits.
-        pcap: a :class:`~tp4emu.wire.pcap.PcapWriter` recording every TPDU (tp4 only).
+        pcap: a :class:`~tp4emu.wire.pcap.PcapWriter` recording every TPDU.
         socket: a ready datagram socket (tp4 only; for tests).
 
     For a precisely typed endpoint use :func:`tp4emu.udp.open_udp_endpoint`
@@ -52,9 +52,9 @@ async def open_endpoint(
         async with open_udp_endpoint(local, config=config, pcap=pcap, socket=socket) as ep:
             yield ep
     elif transport == "tcp":
-        if pcap is not None or socket is not None:
-            raise ValueError("pcap and socket are supported over tp4 only")
-        async with open_tcp_endpoint(local, config=config) as tcp_ep:
+        if socket is not None:
+            raise ValueError("socket= is for the tp4 transport only")
+        async with open_tcp_endpoint(local, config=config, pcap=pcap) as tcp_ep:
             yield tcp_ep
     else:
         raise ValueError(f"unknown transport {transport!r}: use 'tp4' or 'tcp'")

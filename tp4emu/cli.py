@@ -249,9 +249,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{PROG} serve: {exc}", file=sys.stderr)
         return 2
-    if args.transport == "tcp" and args.pcap:
-        print(f"{PROG} serve: --pcap needs --transport tp4", file=sys.stderr)
-        return 2
     try:
         return trio.run(
             lambda: run_server(
@@ -306,8 +303,11 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         print(f"{PROG} connect: --data is limited to 32 octets", file=sys.stderr)
         return 2
     messages = [m.encode() for m in words] if words else None
-    if args.transport == "tcp" and (data or args.pcap):
-        print(f"{PROG} connect: --data and --pcap need --transport tp4", file=sys.stderr)
+    if args.transport == "tcp" and data:
+        print(
+            f"{PROG} connect: --data needs --transport tp4 (class 0 has no connect data)",
+            file=sys.stderr,
+        )
         return 2
     return trio.run(
         lambda: run_client(

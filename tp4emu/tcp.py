@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -77,6 +79,44 @@ class _TCPStats:
     bad_input: int = 0
 
 
+class _Capture:
+    """Records the TPDUs of one TCP connection (without TPKT headers) in a pcap.
+
+    A no-op without a writer. Link type 252 with port type TCP: Wireshark and
+    tshark decode the records as COTP with no options.
+    """
+
+    def __init__(self, pcap: Any, stream: trio.SocketStream) -> None:
+        self.pcap = pcap
+        try:
+            self.local = tuple(stream.socket.getsockname()[:2])
+            self.peer = tuple(stream.socket.getpeername()[:2])
+        except OSError:
+            self.pcap = None
+
+    def sent(self, tpdu: bytes) -> None:
+        if self.pcap is not None:
+            self._write(tpdu, self.local, self.peer)
+
+    def received(self, payloads: list[bytes]) -> list[bytes]:
+        if self.pcap is not None:
+            for tpdu in payloads:
+                self._write(tpdu, self.peer, self.local)
+        return payloads
+
+    def _write(self, tpdu: bytes, src: Any, dst: Any) -> None:
+        try:
+            self.pcap.write(tpdu, src=src, dst=dst, timestamp=time.time(), transport="tcp")
+            self.pcap.flush()
+        except (OSError, ValueError):  # a broken capture never breaks the connection
+            self.pcap = None
+
+    def frame(self, tpdu: bytes) -> bytes:
+        """*tpdu* in a TPKT, recorded as sent."""
+        self.sent(tpdu)
+        return encode_tpkt(tpdu)
+
+
 class TCPConnection(trio.abc.Channel[bytes]):
     """A class 0 transport connection over one TCP connection (RFC 1006)."""
 
@@ -94,8 +134,10 @@ class TCPConnection(trio.abc.Channel[bytes]):
         remote_ref: int = 0,
         pending: list[bytes] | None = None,
         max_tsdu_size: int | None = None,
+        capture: _Capture | None = None,
     ) -> None:
         self._stream = stream
+        self._capture = capture or _Capture(None, stream)
         self._decoder = decoder
         self._stats = stats
         self.tpdu_size = tpdu_size
@@ -176,8 +218,9 @@ class TCPConnection(trio.abc.Channel[bytes]):
         data = bytes(value)
         size = self.tpdu_size - 3  # LI, code, EOT/NR
         chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+        frame = self._capture.frame
         frames = b"".join(
-            encode_tpkt(encode(DT0(0, i == len(chunks) - 1, c))) for i, c in enumerate(chunks)
+            frame(encode(DT0(0, i == len(chunks) - 1, c))) for i, c in enumerate(chunks)
         )
         async with self._send_lock:
             try:
@@ -240,7 +283,7 @@ class TCPConnection(trio.abc.Channel[bytes]):
                     self._lost("TCP connection closed in the middle of a TSDU")
                 self._state = State.CLOSED  # the peer's TCP close: a normal release
                 return
-            self._pending.extend(self._decoder.feed(chunk))
+            self._pending.extend(self._capture.received(self._decoder.feed(chunk)))
         except TPDUError as exc:
             self._stats.bad_input += 1
             self._lost(f"bad TPKT stream: {exc}", reason=exc.reason)
@@ -293,7 +336,7 @@ class TCPConnection(trio.abc.Channel[bytes]):
         """A TPDU class 0 cannot accept: ER to the peer, then the connection closes."""
         self._stats.bad_input += 1
         er = ER(self.remote_ref, cause, (InvalidTpdu((header or payload)[:32]),))
-        self._er_pending = encode_tpkt(encode(er))
+        self._er_pending = self._capture.frame(encode(er))
         self._lost(why)
 
     def _lost(self, why: str, reason: int = DRReason.PROTOCOL_ERROR, by_peer: bool = False) -> None:
@@ -303,7 +346,7 @@ class TCPConnection(trio.abc.Channel[bytes]):
 
     async def _send_tpdu_quietly(self, tpdu: DR | ER) -> None:
         async with self._send_lock:
-            await _send_quietly(self._stream, tpdu)
+            await _send_quietly(self._stream, self._capture.frame(encode(tpdu)))
 
     async def _close(self) -> None:
         er = self._er_pending
@@ -355,8 +398,11 @@ class TCPListener(trio.abc.Listener[TCPConnection]):
 class TCPEndpoint:
     """An RFC 1006 transport entity: a TCP listening socket plus outgoing connections."""
 
-    def __init__(self, config: Config, listeners: list[trio.SocketListener]) -> None:
+    def __init__(
+        self, config: Config, listeners: list[trio.SocketListener], pcap: Any = None
+    ) -> None:
         self.config = config
+        self._pcap = pcap
         self._tcp = listeners
         self._listeners: dict[bytes | None, TCPListener] = {}
         self._stats = _TCPStats()
@@ -404,13 +450,14 @@ class TCPEndpoint:
                 DRReason.ADDRESS_UNKNOWN, message=f"TCP connect failed: {exc}"
             ) from exc
         decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
+        capture = _Capture(self._pcap, stream)
         size = min(self.config.max_tpdu_size, CLASS0_MAX_TPDU_SIZE)
         params = connection_params(size, calling_tsap, called_tsap)
         cr = CR(src_ref=LOCAL_REF, protocol_class=0, params=params)
         try:
-            await stream.send_all(encode_tpkt(encode(cr)))
+            await stream.send_all(capture.frame(encode(cr)))
             with trio.fail_after(self.config.cr_retransmit_time * self.config.max_retransmissions):
-                answer, rest = await _read_tpdu(stream, decoder)
+                answer, rest = await _read_tpdu(stream, decoder, capture)
         except trio.TooSlowError:
             await stream.aclose()
             raise ConnectionTimedOut(message="no answer to CR") from None
@@ -436,6 +483,7 @@ class TCPEndpoint:
             remote_ref=answer.src_ref,
             pending=rest,
             max_tsdu_size=self.config.max_tsdu_size,
+            capture=capture,
         )
 
     async def _accept_loop(self, nursery: trio.Nursery) -> None:
@@ -448,9 +496,10 @@ class TCPEndpoint:
     async def _serve(self, stream: trio.SocketStream) -> None:
         """One incoming TCP connection: read the CR, route it, answer CC or DR."""
         decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
+        capture = _Capture(self._pcap, stream)
         try:
             with trio.fail_after(self.config.confirm_timeout):
-                cr, rest = await _read_tpdu(stream, decoder)
+                cr, rest = await _read_tpdu(stream, decoder, capture)
         except (TPDUError, trio.TooSlowError, trio.BrokenResourceError, OSError):
             self._stats.bad_input += 1
             await stream.aclose()
@@ -459,7 +508,7 @@ class TCPEndpoint:
             self._stats.bad_input += 1
             with trio.move_on_after(1):
                 er = ER(0, ERCause.INVALID_TPDU_TYPE, (InvalidTpdu(encode(cr)[:8]),))
-                await _send_quietly(stream, er)
+                await _send_quietly(stream, capture.frame(encode(er)))
             await stream.aclose()
             return
         listener = self._listeners.get(cr.called_tsap) or self._listeners.get(None)
@@ -470,7 +519,7 @@ class TCPEndpoint:
             reason = DRReason.NEGOTIATION_FAILED
         if reason is not None or listener is None:
             self._stats.refused += 1
-            await _send_quietly(stream, DR(cr.src_ref, 0, reason or 0))
+            await _send_quietly(stream, capture.frame(encode(DR(cr.src_ref, 0, reason or 0))))
             await stream.aclose()
             return
         size = min(cr.tpdu_size or 128, CLASS0_MAX_TPDU_SIZE, self.config.max_tpdu_size)
@@ -487,14 +536,16 @@ class TCPEndpoint:
             remote_ref=cr.src_ref,
             pending=rest,
             max_tsdu_size=self.config.max_tsdu_size,
+            capture=capture,
         )
         if listener._send.statistics().current_buffer_used >= listener.backlog:
             self._stats.refused += 1
-            await _send_quietly(stream, DR(cr.src_ref, 0, DRReason.CONGESTION))
+            dr = DR(cr.src_ref, 0, DRReason.CONGESTION)
+            await _send_quietly(stream, capture.frame(encode(dr)))
             await stream.aclose()
             return
         try:
-            await stream.send_all(encode_tpkt(encode(cc)))
+            await stream.send_all(capture.frame(encode(cc)))
             listener._send.send_nowait(conn)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
             self._stats.refused += 1
@@ -508,9 +559,8 @@ def _alternatives(cr: CR) -> tuple[int, ...]:
     return p.classes if p else ()
 
 
-async def _send_quietly(stream: trio.SocketStream, tpdu: DR | ER | bytes) -> None:
-    """Best effort (1 s at most): the connection is being torn down anyway."""
-    raw = tpdu if isinstance(tpdu, bytes) else encode_tpkt(encode(tpdu))
+async def _send_quietly(stream: trio.SocketStream, raw: bytes) -> None:
+    """Send TPKT *raw*, best effort (1 s at most): the connection is being torn down."""
     with (
         trio.move_on_after(1),
         contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
@@ -519,7 +569,7 @@ async def _send_quietly(stream: trio.SocketStream, tpdu: DR | ER | bytes) -> Non
 
 
 async def _read_tpdu(
-    stream: trio.SocketStream, decoder: TPKTDecoder
+    stream: trio.SocketStream, decoder: TPKTDecoder, capture: _Capture
 ) -> tuple[CR | CC | DR | ER | DT0, list[bytes]]:
     """Read the first TPKT and decode its TPDU (during establishment).
 
@@ -530,7 +580,7 @@ async def _read_tpdu(
         if not chunk:
             decoder.eof()
             raise trio.BrokenResourceError("connection closed during establishment")
-        payloads = decoder.feed(chunk)
+        payloads = capture.received(decoder.feed(chunk))
         if payloads:
             tpdu = decode(payloads[0])[0]
             if not isinstance(tpdu, (CR, CC, DR, ER, DT0)):
@@ -546,11 +596,16 @@ async def open_tcp_endpoint(
     local: tuple[str, int] = ("127.0.0.1", 0),
     *,
     config: Config | None = None,
+    pcap: Any = None,
 ) -> AsyncIterator[TCPEndpoint]:
-    """Open an RFC 1006 endpoint listening on TCP *local* (port 0: any free port)."""
+    """Open an RFC 1006 endpoint listening on TCP *local* (port 0: any free port).
+
+    *pcap*, a :class:`~tp4emu.wire.pcap.PcapWriter`, records every TPDU sent
+    and received (without its TPKT header, as exported PDUs over TCP).
+    """
     cfg = config or Config()
     listeners = await trio.open_tcp_listeners(local[1], host=local[0])
-    endpoint = TCPEndpoint(cfg, listeners[:1])
+    endpoint = TCPEndpoint(cfg, listeners[:1], pcap)
     for extra in listeners[1:]:
         await extra.aclose()
     try:
