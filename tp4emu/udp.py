@@ -523,19 +523,12 @@ class TP4Connection(trio.abc.Channel[bytes]):
         await trio.lowlevel.checkpoint_if_cancelled()
         core = self._core
         self._raise_if_finished()
-        size = len(value)
-        while (
-            core.state in _OPEN_STATES
-            and core.error is None
-            and core._send_buffered
-            and core.send_buffer_available < size
-        ):
-            if core.state is State.CONFIRMING:
-                core.confirm(trio.current_time())
-                self._ep._flush()
+        # Room for the TSDU, or an empty buffer when it is larger than the buffer.
+        # (A CONFIRMING connection has an empty buffer: core.send confirms it.)
+        needed = min(len(value), self._ep.config.send_buffer)
+        while core.send_buffer_available < needed:
             await self._lot.park()
             self._raise_if_finished()
-        self._raise_if_finished()
         core.send(trio.current_time(), value)
         self._ep._flush()
         await trio.lowlevel.cancel_shielded_checkpoint()
