@@ -77,13 +77,48 @@ class Config:
     Reassembly is not bounded by the credit window, so this bounds the memory
     one connection's peer can make us hold."""
 
-    # --- endpoint limits ------------------------------------------------------
+    max_expedited_queued: int = 4
+    """Expedited data units received but not yet read that are held. Beyond
+    this an ED is dropped without EA (counted ``expedited_dropped``): the peer,
+    which may have one ED outstanding, retransmits it until the user reads.
+    netiso holds one."""
+    receive_buffer_budget: int = 64 * 1024 * 1024
+    """Octets of received user data the whole endpoint holds (reassembly,
+    out-of-order DTs, TSDUs not yet read). Once reached, connections holding
+    more than an equal share get credit 0 until the users read (counted
+    ``credit_withheld``); DTs inside windows already granted are still taken,
+    so the bound is this plus the granted windows."""
+
+    # --- endpoint limits and admission control -------------------------------
     default_backlog: int = 16
     """Confirming connections a listener queues before CRs get DR reason 1."""
     max_half_open_per_address: int = 32
     """Connections in CONFIRMING/AKWAIT per peer IP address before DR reason 1."""
+    max_half_open_per_prefix: int = 256
+    """Connections in CONFIRMING/AKWAIT per IPv4 /24 or IPv6 /64 before DR reason 1."""
+    max_unvalidated: int = 1024
+    """Responder connections whose peer has not yet shown that it receives our
+    TPDUs (no TPDU carrying our reference has come back yet). A CR that finds
+    this many evicts the oldest of them (DR reason 1 once, within the
+    amplification budget, then the reference is released)."""
+    amplification_factor: float = 3.0
+    """To a peer not yet validated, send at most this many times the octets
+    received from it, retransmissions included (RFC 9000 §8.1)."""
+    unvalidated_freeze_time: float = 0.5
+    """How long the reference of a connection that was never validated stays
+    frozen (instead of ``reference_freeze_time``): its peer never used it."""
     max_connections: int = 4096
-    """Live references (frozen ones included) per endpoint before DR reason 135."""
+    """Live connections per endpoint (frozen references not included) before
+    DR reason 135; frozen ones are bounded by the 16-bit reference space, so
+    at most about (65535 - live) / ``reference_freeze_time`` connections can
+    be released per second."""
+
+    # --- RFC 1006 (class 0 over TCP) -------------------------------------------
+    tcp_cr_timeout: float = 10.0
+    """How long an accepted TCP connection may take to send its CR."""
+    tcp_idle_timeout: float | None = 600.0
+    """An RFC 1006 connection that receives nothing for this long while the
+    user waits in ``receive()`` is closed (None: no limit)."""
 
     def __post_init__(self) -> None:
         if self.max_tpdu_size not in {1 << e for e in range(7, 14)}:
@@ -101,3 +136,8 @@ class Config:
             raise ValueError("inactivity_time must exceed window_time")
         if self.max_retransmissions < 1:
             raise ValueError("max_retransmissions must be at least 1")
+        if self.amplification_factor < 1.0:
+            raise ValueError("amplification_factor must be at least 1")
+        for name in ("max_unvalidated", "max_connections", "max_expedited_queued"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")

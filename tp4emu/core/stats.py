@@ -43,6 +43,14 @@ class Statistics:
     """CRs answered with DR without creating a connection (no listener, backlog, ...)."""
     connections_opened: int = 0
     connections_closed: int = 0
+    connections_evicted: int = 0
+    """Unvalidated connections evicted by newer CRs (``Config.max_unvalidated``)."""
+    amplification_limited: int = 0
+    """TPDUs not sent to an unvalidated peer: the amplification budget was spent."""
+    expedited_dropped: int = 0
+    """EDs dropped without EA: ``Config.max_expedited_queued`` unread EDs held."""
+    credit_withheld: int = 0
+    """AKs sent with credit 0 because ``Config.receive_buffer_budget`` was reached."""
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
