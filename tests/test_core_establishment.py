@@ -420,7 +420,13 @@ def test_cc_accepts_the_non_use_of_checksum_only_if_configured() -> None:
 
 
 def test_cc_is_retransmitted_on_t1_until_the_ak_arrives() -> None:
-    cfg = Config(initial_retransmit_time=0.5, max_retransmit_time=4.0, window_time=5.0)
+    # (a budget large enough for the schedule: the 3x default is tested below)
+    cfg = Config(
+        initial_retransmit_time=0.5,
+        max_retransmit_time=4.0,
+        window_time=5.0,
+        amplification_factor=10.0,
+    )
     s = Script(cfg)
     s.endpoint.listen(None)
     s.send(peer_cr(), at=0.0)
@@ -490,7 +496,12 @@ def test_ed_as_third_message_opens_and_delivers() -> None:
 
 
 def test_cc_unanswered_gives_up_after_n_retransmissions() -> None:
-    cfg = Config(initial_retransmit_time=0.5, max_retransmit_time=1.0, max_retransmissions=2)
+    cfg = Config(
+        initial_retransmit_time=0.5,
+        max_retransmit_time=1.0,
+        max_retransmissions=2,
+        amplification_factor=10.0,
+    )
     s = Script(cfg)
     s.endpoint.listen(None)
     s.send(peer_cr())

@@ -107,7 +107,9 @@ def test_tsdus_arrive_exact_and_in_order(seed: int, extended: bool) -> None:
 def test_establishment_survives_a_bad_link(seed: int) -> None:
     """CR, CC and the third AK are retransmitted until the handshake completes."""
     faults = Faults(loss=0.4, duplicate=0.2, reorder=0.3, corrupt=0.1, delay=0.01)
-    config = Config(max_retransmissions=20)
+    # At 40 % loss the default 3x amplification budget (about three CCs per CR)
+    # can run out before the third message gets through: see docs/security.md.
+    config = Config(max_retransmissions=20, amplification_factor=10.0)
     for attempt in range(5):
         link = Link(config_a=config, config_b=config, faults=faults, seed=seed * 10 + attempt)
         client, server, _ = establish(link, limit=300)

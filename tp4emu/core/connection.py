@@ -41,6 +41,7 @@ from ..wire import (
     connection_params,
     encode_one,
 )
+from ..wire.params import encode_param_value
 from .config import Config
 from .errors import (
     ConnectionRejected,
@@ -69,6 +70,7 @@ Address = Hashable
 
 _INF = float("inf")
 _HALF_OPEN = frozenset({State.CONFIRMING, State.AKWAIT})
+_MAX_HEADER = 254  # LI is one octet and 255 is reserved
 
 # Names of the per-connection timers, and the input each one produces.
 T1 = "T1"  # CR, CC, DR and DT retransmission
@@ -134,6 +136,14 @@ class Connection:
         self.closed_by_user = False
         """True once our user closed or rejected the connection."""
         self._terminated = False
+        self.validated = role is Role.INITIATOR
+        """Whether the peer has shown that it receives our TPDUs (it sent one
+        carrying our reference). Until then at most ``amplification_factor``
+        times the octets received from it are sent to it. An initiator's peer
+        is the one its user chose: validated from the start."""
+        self._rx_octets = 0
+        self._tx_octets = 0
+        self._cc_params: tuple[Param, ...] = ()
 
         # negotiated at establishment
         self.calling_tsap: bytes | None = None
@@ -182,6 +192,7 @@ class Connection:
         self._reasm_len = 0
         self._rcv_queue: deque[tuple[bytes, int]] = deque()
         self._rcv_queued_tpdus = 0
+        self._held = 0  # octets received and held: reassembly, out of order, unread
         self._adv_nr = 0
         self._adv_credit = 0
         self._adv_uwe = 0
@@ -314,6 +325,7 @@ class Connection:
         tsdu, count = self._rcv_queue.popleft()
         before = self._credit()
         self._rcv_queued_tpdus -= count
+        self._hold(-len(tsdu))
         after = self._credit()
         window = self._config.receive_window
         if self._state is State.OPEN and after > before:
@@ -344,7 +356,15 @@ class Connection:
         self._set_state(override or next_state, now)
 
     def receive_tpdu(self, tpdu: TPDU, now: float) -> None:
-        """Process one TPDU addressed to this connection (checksum already checked)."""
+        """Process one TPDU addressed to this connection (checksum already checked).
+
+        A CC, DR or DC whose SRC-REF is not the peer's reference, once that is
+        known, is dropped (counted ``invalid_tpdu``): a blind attacker must
+        guess both references, not ours alone.
+        """
+        if isinstance(tpdu, (CC, DR, DC)) and self.remote_ref and tpdu.src_ref != self.remote_ref:
+            self._ep.stats.invalid_tpdu += 1
+            return
         inp = _INPUT_OF[type(tpdu)]
         if self._state in (State.OPEN, State.AKWAIT):
             self._set_timer(T_INACTIVITY, now + self._config.inactivity_time)
@@ -369,7 +389,11 @@ class Connection:
                     return
                 give_up = oldest.retries >= n
             else:
-                give_up = self._ctl_retries >= n
+                # An unvalidated peer's DR is not worth N tries once the
+                # amplification budget cannot pay for another.
+                give_up = self._ctl_retries >= n or (
+                    self._state is State.CLOSING and not self._affordable(len(self._ctl_raw))
+                )
             self._dispatch(Input.GIVE_UP if give_up else Input.RETRANSMIT, None, now)
         elif key == T_ED:
             if self._ed_retries >= n:
@@ -432,7 +456,10 @@ class Connection:
         elif new is State.REFWAIT:
             self._timers.clear()
             self._registered = _INF
-            self._set_timer(T_FREEZE, now + self._config.reference_freeze_time)
+            cfg = self._config
+            # A reference the peer never used needs no long freeze.
+            freeze = cfg.reference_freeze_time if self.validated else cfg.unvalidated_freeze_time
+            self._set_timer(T_FREEZE, now + freeze)
             self._terminate()
             self._ep._event(ReleaseCompleted(self))
         elif new is State.CLOSED:
@@ -444,6 +471,12 @@ class Connection:
         if self._terminated:
             return
         self._terminated = True
+        # Incomplete TSDUs will never complete: free them (whole ones stay readable).
+        partial = self._reasm_len + sum(len(dt.data) for dt in self._rcv_ooo.values())
+        self._reasm = []
+        self._reasm_len = 0
+        self._rcv_ooo.clear()
+        self._hold(-partial)
         self._send_tsdus.clear()
         self._unacked.clear()
         self._send_buffered = 0
@@ -457,8 +490,34 @@ class Connection:
 
     # ------------------------------------------------------------- output
 
-    def _send_raw(self, raw: bytes) -> None:
+    def _send_raw(self, raw: bytes) -> bool:
+        """Send *raw* to the peer, within the amplification budget; False if not sent."""
+        if not self.validated:
+            if not self._affordable(len(raw)):
+                self._ep.stats.amplification_limited += 1
+                return False
+            self._tx_octets += len(raw)
         self._ep._send(raw, self.peer)
+        return True
+
+    def _affordable(self, octets: int) -> bool:
+        """Whether *octets* more fit the budget of an unvalidated peer."""
+        return self.validated or (
+            self._tx_octets + octets <= self._config.amplification_factor * self._rx_octets
+        )
+
+    def count_received(self, octets: int) -> None:
+        """The endpoint routed a datagram of *octets* (a CR) from the peer here."""
+        self._rx_octets += octets
+
+    def validate(self) -> None:
+        """The peer sent a TPDU carrying our reference: it receives what we send."""
+        self.validated = True
+
+    def _hold(self, delta: int) -> None:
+        if delta:
+            self._held += delta
+            self._ep._held_changed(self, delta)
 
     def _encode(self, tpdu: TPDU, *, checksum: bool | None = None) -> bytes:
         return encode_one(tpdu, checksum=self.checksum if checksum is None else checksum)
@@ -479,8 +538,8 @@ class Connection:
     def _resend_control(self, now: float) -> None:
         self._ctl_retries += 1
         self._backoff = min(self._backoff * 2, 1 << 10)
-        self._ep.stats.retransmissions += 1
-        self._send_raw(self._ctl_raw)
+        if self._send_raw(self._ctl_raw):
+            self._ep.stats.retransmissions += 1
         base = self._config.cr_retransmit_time if self._state is State.WFCC else self._rto
         self._set_timer(T1, now + min(base * self._backoff, self._config.max_retransmit_time))
 
@@ -590,8 +649,13 @@ class Connection:
         if self.role is Role.INITIATOR:
             self._send_raw(self._encode(DR(cc.src_ref, self.local_ref, DRReason.NORMAL)))
 
-    def _a_cr_received(self, cr: CR, now: float) -> None:
-        """Record the CR's proposal; nothing is sent until the user answers."""
+    def negotiate(self, cr: CR) -> bool:
+        """Take the CR's proposal and prepare our CC's parameters (nothing is sent).
+
+        Returns False when that CC would not fit one TPDU header (LI ≤ 254):
+        the endpoint then refuses the CR with DR reason 138 instead of
+        creating a connection that could never be confirmed.
+        """
         cfg = self._config
         self.remote_ref = cr.src_ref
         self.calling_tsap = cr.calling_tsap
@@ -610,34 +674,43 @@ class Connection:
         self.expedited_enabled = cfg.expedited and bool(opts & AdditionalOptions.USE_EXPEDITED)
         self._snd_uwe = cr.credit
         self._ak_seen = (0, 0, cr.credit)
-        self._set_timer(T_CONFIRM, now + cfg.confirm_timeout)
-
-    def _a_duplicate_cr(self, cr: CR, now: float) -> None:
-        self._ep.stats.duplicate_cr += 1
-
-    def _a_send_cc(self, data: bytes, now: float) -> None:
-        self.confirm_data = data
-        self._cancel_timer(T_CONFIRM)
         flags = _option_flags(expedited=self.expedited_enabled, checksum=self.checksum)
-        params = connection_params(
+        self._cc_params = connection_params(
             self.tpdu_size,
             self.calling_tsap,
             self.called_tsap,
             flags,
             preferred=self._preferred_size,
         )
+        # CC header: fixed part (6), each parameter (code, length, value), checksum (4).
+        header = 6 + 4 + sum(2 + len(encode_param_value(p)) for p in self._cc_params)
+        return header <= _MAX_HEADER
+
+    def _a_cr_received(self, cr: CR, now: float) -> None:
+        """Record the CR's proposal; nothing is sent until the user answers."""
+        if not self._cc_params:
+            self.negotiate(cr)
+        self._set_timer(T_CONFIRM, now + self._config.confirm_timeout)
+
+    def _a_duplicate_cr(self, cr: CR, now: float) -> None:
+        self._ep.stats.duplicate_cr += 1
+
+    def _a_send_cc(self, data: bytes, now: float) -> None:
         cc = CC(
             dst_ref=self.remote_ref,
             src_ref=self.local_ref,
             credit=min(self._config.receive_window, 15),
             protocol_class=4,
             options=ClassOption.EXTENDED_FORMAT if self.extended else 0,
-            params=params,
+            params=self._cc_params,
             data=data,
         )
+        raw = self._encode(cc, checksum=True)  # fits: checked by negotiate()
+        self.confirm_data = data
+        self._cancel_timer(T_CONFIRM)
         self._adv_credit = cc.credit
         self._adv_uwe = cc.credit
-        self._send_control(self._encode(cc, checksum=True), now, self._rto)
+        self._send_control(raw, now, self._rto)
 
     def _a_confirm_and_queue(self, tsdu: memoryview, now: float) -> None:
         self._a_send_cc(b"", now)
@@ -694,6 +767,22 @@ class Connection:
         )
         self._a_reject((self._config.confirm_timeout_reason, b""), now)
 
+    def evict(self, now: float) -> None:
+        """Admission control (called by the endpoint): give this unvalidated
+        connection's place to a newer CR. One DR (reason 1) within the
+        amplification budget, then the reference is frozen briefly."""
+        self._dispatch(Input.EVICT, None, now)
+
+    def _a_evict(self, arg: None, now: float) -> None:
+        self.error = Disconnected(
+            DRReason.CONGESTION,
+            by_peer=False,
+            message="evicted: too many connections whose peer has not answered (max_unvalidated)",
+        )
+        self._send_raw(
+            self._encode(DR(self.remote_ref, self.local_ref, DRReason.CONGESTION), checksum=True)
+        )
+
     def _a_peer_gave_up(self, dr: DR, now: float) -> None:
         self._a_peer_disconnected(dr, now)
 
@@ -721,13 +810,10 @@ class Connection:
     def _a_send_dc(self, dr: DR, now: float) -> None:
         self._answer_dc(dr)
 
-    def _a_peer_disconnected(self, dr: DR, now: float) -> State | None:
-        if self.remote_ref and dr.src_ref and dr.src_ref != self.remote_ref:
-            self._ep.stats.invalid_tpdu += 1  # mismatched references
-            return self._state
+    def _a_peer_disconnected(self, dr: DR, now: float) -> None:
+        # (receive_tpdu dropped a DR whose SRC-REF is not the peer's reference)
         self.error = Disconnected(dr.reason, dr.data, by_peer=True)
         self._answer_dc(dr)
-        return None
 
     def _a_protocol_error(self, er: ER | None, now: float) -> None:
         cause = f"ER cause {er.cause}" if er is not None else "protocol error"
@@ -895,7 +981,10 @@ class Connection:
     # ----------------------------------------------------------- receiving
 
     def _credit(self) -> int:
-        return max(0, self._config.receive_window - self._rcv_queued_tpdus)
+        credit = self._config.receive_window - self._rcv_queued_tpdus
+        if credit > 0 and self._held and self._ep._over_budget(self._held):
+            return 0  # the endpoint's receive budget is spent: withhold credit
+        return max(0, credit)
 
     def _want_ack(self) -> None:
         if not self._ack_pending:
@@ -915,6 +1004,9 @@ class Connection:
     def _build_ak(self, now: float) -> bytes:
         """Encode our current AK (window, subsequence, pending FCC); re-arms W."""
         credit = self._credit()
+        if not credit and self._held and self._ep._over_budget(self._held):
+            self._ep.stats.credit_withheld += 1
+            self._ep._withheld(self)
         nr = self._rcv_nxt
         if nr != self._adv_nr:
             self._subseq = 0
@@ -964,17 +1056,19 @@ class Connection:
             else:
                 stats.out_of_order += 1
                 self._rcv_ooo[seq] = dt
+                self._hold(len(dt.data))
                 # A hole: acknowledge each DT beyond it at once, not once per batch,
                 # so that the sender sees duplicate AKs and retransmits early.
                 self._send_ak(now)
             return None
+        self._hold(len(dt.data))
         self._accept_dt(dt)
         ooo = self._rcv_ooo
         while ooo:
             nxt = ooo.pop(self._rcv_nxt, None)
             if nxt is None:
                 break
-            self._accept_dt(nxt)
+            self._accept_dt(nxt)  # (already held)
         self._want_ack()
         if self._reasm_len > self._config.max_tsdu_size:
             self.error = Disconnected(
@@ -1033,6 +1127,11 @@ class Connection:
         mod = self._mod
         d = (ed.nr - self._ed_rcv_nxt) % mod
         if d == 0:
+            if len(self._ed_received) >= self._config.max_expedited_queued:
+                # The user has not read the EDs held: no EA, so that the peer
+                # (one ED outstanding) retransmits this one later.
+                self._ep.stats.expedited_dropped += 1
+                return
             self._ed_rcv_nxt += 1
             was_empty = not self._ed_received
             self._ed_received.append(ed.data)

@@ -11,11 +11,22 @@ from the connection's peer address; a CR is routed by (peer address, SRC-REF)
 so that retransmitted CRs reach the connection they created. Bad input is
 counted in :class:`~tp4emu.core.stats.Statistics` and dropped or answered as
 ISO 8073 says; it never raises out of the endpoint.
+
+Admission control (``docs/security.md``): a new CR is refused (one DR, never
+retransmitted, no state kept) when no listener serves its TSAP (reason 2), the
+listener's backlog is full or its peer's address or /24 (IPv6: /64) has too
+many half-open connections (1), its CC would not fit a header (138), or no
+reference is free (135). A responder connection is *unvalidated* until its
+peer sends a TPDU carrying our reference; while it is, at most
+``amplification_factor`` times what the peer sent is sent to it, and at most
+``max_unvalidated`` such connections exist: a new CR evicts the oldest.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
+import ipaddress
 import random
 from collections import deque
 from collections.abc import Hashable
@@ -40,7 +51,13 @@ from ..wire import (
 )
 from .config import Config
 from .connection import Address, Connection, Role
-from .events import ConnectionClosed, ConnectionRequested, ConnectionTerminated, Event
+from .events import (
+    ConnectionClosed,
+    ConnectionRequested,
+    ConnectionTerminated,
+    Event,
+    ReleaseCompleted,
+)
 from .state import Input, State
 from .stats import Statistics
 
@@ -62,6 +79,17 @@ def _host(addr: Address) -> Hashable:
     return addr[0] if isinstance(addr, tuple) and addr else addr
 
 
+@functools.lru_cache(maxsize=4096)
+def _prefix(host: Hashable) -> Hashable:
+    """The IPv4 /24 or IPv6 /64 of *host*; *host* itself when it is not an IP address."""
+    try:
+        ip = ipaddress.ip_address(host)  # type: ignore[arg-type]
+    except ValueError:
+        return host
+    bits = 24 if ip.version == 4 else 64
+    return ipaddress.ip_network((ip, bits), strict=False)
+
+
 class Endpoint:
     """Class 4 transport entity over one datagram service (sans-IO)."""
 
@@ -73,6 +101,12 @@ class Endpoint:
         self._by_remote: dict[tuple[Address, int], Connection] = {}
         self._listeners: dict[bytes | None, Listener] = {}
         self._half_open: dict[Hashable, int] = {}
+        self._half_open_prefix: dict[Hashable, int] = {}
+        self._unvalidated: dict[Connection, None] = {}  # oldest first
+        self._frozen = 0  # connections in REFWAIT
+        self._held = 0  # received octets held by all connections
+        self._holders = 0  # connections holding some
+        self._starved: set[Connection] = set()  # credit withheld for the budget
         self._out: list[tuple[bytes, Address]] = []
         self._acks: list[Connection] = []
         self._events: deque[Event] = deque()
@@ -155,7 +189,7 @@ class Endpoint:
                 stats.bad_checksum += 1
                 continue
             if isinstance(tpdu, CR):
-                self._on_cr(tpdu, addr, now)
+                self._on_cr(tpdu, addr, now, len(data))
                 continue
             if isinstance(tpdu, DT0):
                 stats.invalid_tpdu += 1  # a class 0/1 DT: no reference, not class 4
@@ -180,6 +214,10 @@ class Endpoint:
             if conn.checksum and tpdu.checksum_ok is None and not isinstance(tpdu, CC):
                 stats.missing_checksum += 1  # (a CC may select non-use: checked by the CC)
                 continue
+            if not conn.validated:
+                # It carries our reference, which only our TPDUs told the peer.
+                conn.validate()
+                self._unvalidated.pop(conn, None)
             conn.receive_tpdu(tpdu, now)
 
     def datagrams_to_send(self, now: float, *, acks: bool = True) -> list[tuple[bytes, Address]]:
@@ -236,6 +274,8 @@ class Endpoint:
             listener = getattr(event.connection, "_listener", None)
             if listener is not None and event.connection in listener.queue:
                 listener.queue.remove(event.connection)
+        elif isinstance(event, ReleaseCompleted):
+            self._frozen += 1
         self._events.append(event)
 
     def _schedule(self, conn: Connection, deadline: float) -> None:
@@ -247,14 +287,44 @@ class Endpoint:
 
     def _half_open_changed(self, conn: Connection, delta: int) -> None:
         host = _host(conn.peer)
-        count = self._half_open.get(host, 0) + delta
-        if count:
-            self._half_open[host] = count
-        else:
-            self._half_open.pop(host, None)
+        for table, key in ((self._half_open, host), (self._half_open_prefix, _prefix(host))):
+            count = table.get(key, 0) + delta
+            if count:
+                table[key] = count
+            else:
+                table.pop(key, None)
+        if delta < 0:
+            self._unvalidated.pop(conn, None)
+
+    def _held_changed(self, conn: Connection, delta: int) -> None:
+        if self._conns.get(conn.local_ref) is not conn:
+            return  # released: no longer counted
+        held = conn._held
+        if held == delta:
+            self._holders += 1
+        elif not held:
+            self._holders -= 1
+        self._held += delta
+        if delta < 0 and self._starved and self._held <= self.config.receive_buffer_budget:
+            starved, self._starved = self._starved, set()
+            for other in starved:
+                other._want_ack()  # the window can open again
+
+    def _over_budget(self, held: int) -> bool:
+        """Whether a connection holding *held* octets must get no more credit."""
+        budget = self.config.receive_buffer_budget
+        return self._held > budget and held > budget // max(1, self._holders)
+
+    def _withheld(self, conn: Connection) -> None:
+        self._starved.add(conn)
 
     def _release(self, conn: Connection) -> None:
         if self._conns.get(conn.local_ref) is conn:
+            if conn._held:
+                self._held -= conn._held
+                self._holders -= 1
+            self._frozen -= 1  # only REFWAIT connections are released
+            self._starved.discard(conn)
             del self._conns[conn.local_ref]
         key = (conn.peer, conn.remote_ref)
         if self._by_remote.get(key) is conn:
@@ -264,7 +334,9 @@ class Endpoint:
     # ------------------------------------------------------------- internals
 
     def _allocate_reference(self) -> int | None:
-        if len(self._conns) >= self.config.max_connections:
+        """A free reference, random; None when the live connections are at the
+        cap or the 16-bit space (frozen references included) is exhausted."""
+        if len(self._conns) - self._frozen >= self.config.max_connections:
             return None
         for _ in range(64):
             ref = self._rng.randrange(1, 0x10000)
@@ -277,10 +349,11 @@ class Endpoint:
         self.stats.connections_refused += 1
         self._send(encode_one(DR(cr.src_ref, 0, reason), checksum=True), addr)
 
-    def _on_cr(self, cr: CR, addr: Address, now: float) -> None:
+    def _on_cr(self, cr: CR, addr: Address, now: float, octets: int) -> None:
         stats = self.stats
         existing = self._by_remote.get((addr, cr.src_ref))
         if existing is not None:
+            existing.count_received(octets)  # a retransmitted CR renews the budget
             existing.receive_tpdu(cr, now)
             return
         if cr.src_ref == 0 or cr.dst_ref != 0:
@@ -303,20 +376,36 @@ class Endpoint:
         if listener is None or listener.closed:
             self._refuse(cr, addr, DRReason.SESSION_NOT_ATTACHED)
             return
+        cfg = self.config
+        host = _host(addr)
         if (
             len(listener.queue) >= listener.backlog
-            or self._half_open.get(_host(addr), 0) >= self.config.max_half_open_per_address
+            or self._half_open.get(host, 0) >= cfg.max_half_open_per_address
+            or self._half_open_prefix.get(_prefix(host), 0) >= cfg.max_half_open_per_prefix
         ):
             self._refuse(cr, addr, DRReason.CONGESTION)
             return
+        conn = Connection(self, 0, addr, Role.RESPONDER, cfg)
+        if not conn.negotiate(cr):
+            self._refuse(cr, addr, DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID)
+            return
+        if len(self._unvalidated) >= cfg.max_unvalidated:
+            # Oldest first: a genuine peer answers our CC within a round trip,
+            # sooner than a flood can push it out (docs/security.md).
+            victim = next(iter(self._unvalidated))
+            del self._unvalidated[victim]
+            stats.connections_evicted += 1
+            victim.evict(now)
         ref = self._allocate_reference()
         if ref is None:
             self._refuse(cr, addr, DRReason.REFERENCE_OVERFLOW)
             return
-        conn = Connection(self, ref, addr, Role.RESPONDER, self.config)
+        conn.local_ref = ref
         conn._listener = listener  # type: ignore[attr-defined]
+        conn.count_received(octets)
         self._conns[ref] = conn
         self._by_remote[(addr, cr.src_ref)] = conn
+        self._unvalidated[conn] = None
         conn.receive_tpdu(cr, now)
         listener.queue.append(conn)
         self._events.append(ConnectionRequested(conn, listener.tsap))

@@ -7,9 +7,12 @@ Rules (the table below is the only place transitions are decided):
    nothing has been sent), AKWAIT (CC sent, waiting for the initiator's AK, DT
    or ED: class 4's three-way handshake), OPEN, CLOSING (DR sent, waiting for
    DC or DR), REFWAIT (the reference is frozen for time L).
-2. An input is a received TPDU (its type), a user request, or a timer
-   expiring. ``RETRANSMIT`` means T1 expired with tries left, ``GIVE_UP`` that
-   the N-th retransmission went unanswered.
+2. An input is a received TPDU (its type), a user request, a timer
+   expiring, or the endpoint's admission control (``EVICT``: a newer CR needs
+   the slot of this connection, whose peer never proved it receives our
+   TPDUs). ``RETRANSMIT`` means T1 expired with tries left, ``GIVE_UP`` that
+   the N-th retransmission went unanswered, or that an unvalidated peer's
+   amplification budget cannot pay for another DR.
 3. ``TRANSITIONS[(state, input)] = (next_state, action)``: the connection runs
    the action (a method ``_a_<action>`` of
    :class:`~tp4emu.core.connection.Connection`), then enters ``next_state``.
@@ -22,7 +25,7 @@ Rules (the table below is the only place transitions are decided):
 5. A user request with no entry raises
    :class:`~tp4emu.core.errors.LocalProtocolError` and changes nothing
    (cf. h11's ``_state.py``).
-6. A timer with no entry for the current state is stale and ignored.
+6. A timer (or ``EVICT``) with no entry for the current state is stale and ignored.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "ENDPOINT_INPUTS",
     "TIMER_INPUTS",
     "TPDU_INPUTS",
     "TRANSITIONS",
@@ -79,6 +83,8 @@ class Input(enum.Enum):
     INACTIVITY = "I"
     CONFIRM_TIMEOUT = "confirm timeout"
     FREEZE_END = "L"
+    # endpoint (admission control)
+    EVICT = "evict"
 
 
 TPDU_INPUTS = frozenset(
@@ -97,6 +103,8 @@ TIMER_INPUTS = frozenset(
         Input.FREEZE_END,
     }
 )
+
+ENDPOINT_INPUTS = frozenset({Input.EVICT})
 
 S = State
 I = Input  # noqa: E741
@@ -120,6 +128,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State, str]] = {
     (S.CONFIRMING, I.DISCONNECT): (S.CLOSING, "reject"),
     (S.CONFIRMING, I.CONFIRM_TIMEOUT): (S.CLOSING, "reject_unanswered"),
     (S.CONFIRMING, I.DR): (S.REFWAIT, "peer_gave_up"),
+    (S.CONFIRMING, I.EVICT): (S.REFWAIT, "evict"),
     (S.AKWAIT, I.CR): (S.AKWAIT, "resend_cc"),
     (S.AKWAIT, I.RETRANSMIT): (S.AKWAIT, "resend_cc"),
     (S.AKWAIT, I.GIVE_UP): (S.CLOSING, "give_up"),
@@ -133,6 +142,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State, str]] = {
     (S.AKWAIT, I.CONFIRM): (S.AKWAIT, "nothing"),
     (S.AKWAIT, I.DISCONNECT): (S.CLOSING, "disconnect"),
     (S.AKWAIT, I.INACTIVITY): (S.CLOSING, "inactive"),
+    (S.AKWAIT, I.EVICT): (S.REFWAIT, "evict"),
     # --- data transfer ----------------------------------------------------
     (S.OPEN, I.DT): (S.OPEN, "dt_received"),
     (S.OPEN, I.AK): (S.OPEN, "ak_received"),
