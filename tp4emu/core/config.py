@@ -97,10 +97,12 @@ class Config:
     max_half_open_per_prefix: int = 256
     """Connections in CONFIRMING/AKWAIT per IPv4 /24 or IPv6 /64 before DR reason 1."""
     max_unvalidated: int = 1024
-    """Responder connections whose peer has not yet shown that it receives our
-    TPDUs (no TPDU carrying our reference has come back yet). A CR that finds
-    this many evicts the oldest of them (DR reason 1 once, within the
-    amplification budget, then the reference is released)."""
+    """Live responder connections whose peer has not yet shown that it
+    receives our TPDUs (no TPDU carrying our reference has come back yet):
+    CONFIRMING, AKWAIT, and CLOSING after a rejection. A CR that finds this
+    many evicts the oldest of them (DR reason 1 once, within the amplification
+    budget, unless it had sent its DR already), whose reference is then frozen
+    for ``unvalidated_freeze_time``."""
     amplification_factor: float = 3.0
     """To a peer not yet validated, send at most this many times the octets
     received from it, retransmissions included (RFC 9000 §8.1)."""

@@ -19,7 +19,8 @@ many half-open connections (1), its CC would not fit a header (138), or no
 reference is free (135). A responder connection is *unvalidated* until its
 peer sends a TPDU carrying our reference; while it is, at most
 ``amplification_factor`` times what the peer sent is sent to it, and at most
-``max_unvalidated`` such connections exist: a new CR evicts the oldest.
+``max_unvalidated`` such connections exist until they reach REFWAIT
+(CONFIRMING, AKWAIT, CLOSING after a rejection): a new CR evicts the oldest.
 """
 
 from __future__ import annotations
@@ -276,6 +277,7 @@ class Endpoint:
                 listener.queue.remove(event.connection)
         elif isinstance(event, ReleaseCompleted):
             self._frozen += 1
+            self._unvalidated.pop(event.connection, None)
         self._events.append(event)
 
     def _schedule(self, conn: Connection, deadline: float) -> None:
@@ -293,8 +295,6 @@ class Endpoint:
                 table[key] = count
             else:
                 table.pop(key, None)
-        if delta < 0:
-            self._unvalidated.pop(conn, None)
 
     def _held_changed(self, conn: Connection, delta: int) -> None:
         if self._conns.get(conn.local_ref) is not conn:
@@ -336,14 +336,20 @@ class Endpoint:
     def _allocate_reference(self) -> int | None:
         """A free reference, random; None when the live connections are at the
         cap or the 16-bit space (frozen references included) is exhausted."""
-        if len(self._conns) - self._frozen >= self.config.max_connections:
+        conns = self._conns
+        if len(conns) - self._frozen >= self.config.max_connections or len(conns) >= 0xFFFF:
             return None
         for _ in range(64):
             ref = self._rng.randrange(1, 0x10000)
-            if ref not in self._conns:
+            if ref not in conns:
                 return ref
-        free = [r for r in range(1, 0x10000) if r not in self._conns]
-        return self._rng.choice(free) if free else None
+        # Nearly full: the next free one after a random start (a free one exists).
+        start = self._rng.randrange(0, 0xFFFF)
+        for i in range(0xFFFF):
+            ref = (start + i) % 0xFFFF + 1
+            if ref not in conns:
+                return ref
+        return None  # pragma: no cover - len(conns) < 0xFFFF
 
     def _refuse(self, cr: CR, addr: Address, reason: DRReason) -> None:
         self.stats.connections_refused += 1

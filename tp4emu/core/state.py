@@ -166,6 +166,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State, str]] = {
     (S.CLOSING, I.ER): (S.REFWAIT, "freeze"),
     (S.CLOSING, I.DC): (S.REFWAIT, "freeze"),
     (S.CLOSING, I.DISCONNECT): (S.CLOSING, "nothing"),
+    (S.CLOSING, I.EVICT): (S.REFWAIT, "freeze"),  # our DR went out once: enough
     (S.REFWAIT, I.DR): (S.REFWAIT, "send_dc"),
     (S.REFWAIT, I.CC): (S.REFWAIT, "cc_after_abandon"),
     (S.REFWAIT, I.DISCONNECT): (S.REFWAIT, "nothing"),
