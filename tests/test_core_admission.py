@@ -17,7 +17,7 @@ from tp4emu.core import (
     Endpoint,
     State,
 )
-from tp4emu.wire import AK, CC, CR, DC, DR, DT, ED, EA, DRReason, encode_one
+from tp4emu.wire import AK, CC, CR, DC, DR, DT, EA, ED, DRReason, encode_one
 
 OTHER_HOST = ("198.51.100.7", 10200)
 
@@ -311,7 +311,7 @@ def test_dc_with_a_wrong_source_reference_does_not_complete_the_release() -> Non
 
 def test_duplicate_cc_with_a_wrong_source_reference_is_dropped() -> None:
     s = Script()
-    conn, cr = open_as_initiator(s)
+    _conn, cr = open_as_initiator(s)
     s.send(CC(cr.src_ref, PEER_REF + 5, 15), at=1.0)
     s.expect_nothing()  # no AK: not our peer's CC
     assert s.endpoint.stats.invalid_tpdu == 1
