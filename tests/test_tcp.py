@@ -725,7 +725,7 @@ async def test_dt_longer_than_the_tpdu_size() -> None:
 
 async def test_bad_input_before_the_cr() -> None:
     with trio.fail_after(LIMIT):
-        async with open_tcp_endpoint((HOST, 0), config=Config(confirm_timeout=0.3)) as ep:
+        async with open_tcp_endpoint((HOST, 0), config=Config(tcp_cr_timeout=0.3)) as ep:
             listener = ep.listen()
             # Not a TPKT at all: closed, nothing sent.
             stream = await trio.open_tcp_stream(*ep.getsockname())
@@ -743,7 +743,7 @@ async def test_bad_input_before_the_cr() -> None:
             await stream.send_all(tpkt(bytes.fromhex("0461000105")))
             assert await read_to_eof(stream) == b""
             await stream.aclose()
-            # Silence: closed after confirm_timeout.
+            # Silence: closed after tcp_cr_timeout.
             stream = await trio.open_tcp_stream(*ep.getsockname())
             start = trio.current_time()
             assert await read_to_eof(stream) == b""

@@ -17,14 +17,40 @@ expedited data, no checksum and no DC; a normal release is the TCP close.
 Bad input on the stream (a bad TPKT, a TPDU class 0 does not have) closes the
 connection, after an ER when the TPDU was framed correctly but invalid; the
 listener is not affected.
+
+Limits (all in :class:`~tp4emu.core.Config`), so that no peer and no shortage
+of resources stops the endpoint or makes it hold unbounded state:
+
+* at most ``max_connections`` incoming TCP connections at a time (from the
+  TCP accept until closed; outgoing ones are not counted), and at most
+  ``max_half_open_per_address`` per peer IP address still in the CR/CC
+  exchange: a TCP connection beyond either is closed at once, unread
+  (counted ``connections_refused``);
+* the CR must arrive within ``tcp_cr_timeout``, else the TCP connection is
+  closed (counted ``undecodable``);
+* a CR whose CC would not fit one TPDU header (its TSAPs echoed plus the TPDU
+  size) gets DR reason 138;
+* a connection whose user waits in ``receive()`` and that receives nothing
+  for ``tcp_idle_timeout`` is closed (``Disconnected``, reason 0);
+* ``receive_buffer_budget`` bounds what all the endpoint's connections hold
+  read but not yet delivered (see :class:`_Budget`);
+* accept() failing for want of file descriptors or memory (EMFILE, ENFILE,
+  ENOMEM, ENOBUFS) is logged and retried after 0.1 s, as
+  ``trio.serve_listeners`` does;
+* an unexpected error while serving one incoming connection is logged
+  (logger ``tp4emu.tcp``), counted ``undecodable`` and closes that connection
+  only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
+import math
+import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +96,13 @@ CLASS0_MAX_TPDU_SIZE = 2048
 _READ = 65536
 LOCAL_REF = 1
 """Our reference in CR/CC/DR: over TCP the connection identifies itself."""
+
+_log = logging.getLogger("tp4emu.tcp")
+
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+"""accept() errors that mean "out of resources for now" (as in trio.serve_listeners)."""
+_ACCEPT_RETRY = 0.1
+"""Seconds to wait before accepting again after one of those."""
 
 
 @dataclass
@@ -117,6 +150,74 @@ class _Capture:
         return encode_tpkt(tpdu)
 
 
+class _Budget:
+    """The octets the TCP connections of one endpoint hold: read from their
+    sockets but not yet delivered (partial TSDUs, and TPDUs read but not yet
+    handled), against ``Config.receive_buffer_budget`` (B).
+
+    Before each read from its socket a connection calls :meth:`wait`. While
+    the total is over B, a connection holding more than ``B // n`` (n: the
+    connections holding data) waits until the total drops or the shares
+    grow; TCP's flow control then holds its peer back. So that some TSDU
+    always completes, when no connection holding data is within its share,
+    the one that has held data the longest may still read.
+
+    The bound. Let R be one read plus one TPKT (``_READ`` + 2052 octets): a
+    connection's holding grows only by reads (the CR's or CC's included),
+    each by at most R. Of the connections holding data, leave out the one
+    (at most one) whose last read was let through as the oldest holder. Of
+    the others, the k-th largest holds at most ``B / k + R``: otherwise k of
+    them hold more, and the last of them let read found all k holding more
+    than ``B / k``, hence the total over B and itself over its share. So
+    the total is at most ``B * (1 + 1/2 + ... + 1/m) + m * R`` for m
+    connections holding data, plus the one left out, which holds at most
+    ``Config.max_tsdu_size + R``. No rule that lets a connection within its
+    share progress can promise ``B + m * R``: a connection that alone took
+    all of B cannot give it back before its TSDU ends, and another one that
+    starts then still gets its share.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.total = 0
+        """Octets held by all the connections now."""
+        self.peak = 0
+        """The largest total seen."""
+        self._held: dict[object, int] = {}  # connections holding data, oldest first
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def update(self, conn: object, octets: int) -> None:
+        """*conn* now holds *octets*."""
+        old = self._held.get(conn, 0)
+        if octets == old:
+            return
+        was_within = old <= self.budget // max(len(self._held), 1)
+        if octets:
+            self._held[conn] = octets  # an update keeps its place in the order
+        else:
+            del self._held[conn]
+        self.total += octets - old
+        self.peak = max(self.peak, self.total)
+        # Only a connection already over its share growing further cannot let
+        # a waiting one read (it changes neither the shares nor who is within one).
+        if octets < old or was_within:
+            self._lot.unpark_all()
+
+    def may_read(self, conn: object) -> bool:
+        """Whether *conn* may read from its socket now."""
+        if self.total <= self.budget:
+            return True
+        share = self.budget // len(self._held)
+        if self._held.get(conn, 0) <= share:
+            return True
+        return next(iter(self._held)) is conn and all(h > share for h in self._held.values())
+
+    async def wait(self, conn: object) -> None:
+        """Return when *conn* may read from its socket."""
+        while not self.may_read(conn):
+            await self._lot.park()
+
+
 class TCPConnection(trio.abc.Channel[bytes]):
     """A class 0 transport connection over one TCP connection (RFC 1006)."""
 
@@ -135,6 +236,9 @@ class TCPConnection(trio.abc.Channel[bytes]):
         pending: list[bytes] | None = None,
         max_tsdu_size: int | None = None,
         capture: _Capture | None = None,
+        idle_timeout: float | None = None,
+        budget: _Budget | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._stream = stream
         self._capture = capture or _Capture(None, stream)
@@ -155,8 +259,12 @@ class TCPConnection(trio.abc.Channel[bytes]):
         """The peer's reference, from its CR or CC."""
         self._max_tsdu_size = max_tsdu_size or Config().max_tsdu_size
         self._pending: list[bytes] = pending or []  # TPDUs read but not yet handled
+        self._pending_len = sum(map(len, self._pending))
         self._reasm: list[bytes] = []
         self._reasm_len = 0
+        self._idle_timeout = idle_timeout
+        self._budget = budget
+        self._on_close = on_close  # called once, when the TCP connection is closed
         self._send_lock = trio.StrictFIFOLock()
         self._receiving = False
         self._er_pending: bytes | None = None
@@ -165,6 +273,7 @@ class TCPConnection(trio.abc.Channel[bytes]):
             self._local: tuple[str, int] = tuple(stream.socket.getsockname()[:2])
         except OSError:
             self._peer = self._local = ("", 0)
+        self._account()  # TPDUs that came with the CR or CC
 
     @property
     def _broken(self) -> bool:
@@ -253,7 +362,10 @@ class TCPConnection(trio.abc.Channel[bytes]):
                 if self._state is not State.OPEN:
                     raise trio.EndOfChannel
                 while self._pending:
-                    tsdu = self._handle(self._pending.pop(0))
+                    payload = self._pending.pop(0)
+                    self._pending_len -= len(payload)
+                    tsdu = self._handle(payload)
+                    self._account()
                     if tsdu is not None:
                         await trio.lowlevel.checkpoint()
                         return tsdu
@@ -265,15 +377,24 @@ class TCPConnection(trio.abc.Channel[bytes]):
             self._receiving = False
 
     async def _read(self) -> None:
+        chunk: bytes | None = None
         if self._decoder.broken:
             # A bad TPKT came behind good ones in an earlier read: report it now.
             chunk = b"\x00"
         else:
+            if self._budget is not None:
+                await self._budget.wait(self)
+            idle = self._idle_timeout
             try:
-                chunk = await self._stream.receive_some(_READ)
+                with trio.move_on_after(math.inf if idle is None else idle):
+                    chunk = await self._stream.receive_some(_READ)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 # A reset: an abortive release, not the normal one.
                 self._lost("TCP connection reset by peer", DRReason.NOT_SPECIFIED, by_peer=True)
+                await self._close()
+                return
+            if chunk is None:
+                self._lost(f"idle: nothing received for {idle} s", DRReason.NOT_SPECIFIED)
                 await self._close()
                 return
         try:
@@ -283,11 +404,23 @@ class TCPConnection(trio.abc.Channel[bytes]):
                     self._lost("TCP connection closed in the middle of a TSDU")
                 self._state = State.CLOSED  # the peer's TCP close: a normal release
                 return
-            self._pending.extend(self._capture.received(self._decoder.feed(chunk)))
+            payloads = self._capture.received(self._decoder.feed(chunk))
+            self._pending.extend(payloads)
+            self._pending_len += sum(map(len, payloads))
         except TPDUError as exc:
             self._stats.bad_input += 1
             self._lost(f"bad TPKT stream: {exc}", reason=exc.reason)
             await self._close()
+        finally:
+            self._account()
+
+    def _account(self) -> None:
+        """Tell the endpoint's budget what this connection holds now."""
+        if self._budget is not None:
+            held = 0
+            if self._state is not State.CLOSED:
+                held = self._decoder.pending + self._pending_len + self._reasm_len
+            self._budget.update(self, held)
 
     def _handle(self, payload: bytes) -> bytes | None:
         """One TPDU from the stream; returns a TSDU when one is complete."""
@@ -343,18 +476,25 @@ class TCPConnection(trio.abc.Channel[bytes]):
         if self.error is None:
             self.error = Disconnected(reason, by_peer=by_peer, message=why)
         self._state = State.CLOSED
+        self._account()
 
     async def _send_tpdu_quietly(self, tpdu: DR | ER) -> None:
         async with self._send_lock:
             await _send_quietly(self._stream, self._capture.frame(encode(tpdu)))
 
     async def _close(self) -> None:
-        er = self._er_pending
-        if er is not None:
-            self._er_pending = None
-            await _send_quietly(self._stream, er)
         self._state = State.CLOSED
-        await self._stream.aclose()
+        self._account()
+        try:
+            er = self._er_pending
+            if er is not None:
+                self._er_pending = None
+                await _send_quietly(self._stream, er)
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
+            await self._stream.aclose()
 
     async def aclose(self) -> None:
         """Release: close the TCP connection (class 0's normal release)."""
@@ -406,13 +546,19 @@ class TCPEndpoint:
         self._tcp = listeners
         self._listeners: dict[bytes | None, TCPListener] = {}
         self._stats = _TCPStats()
+        self._budget = _Budget(config.receive_buffer_budget)
+        self._incoming = 0  # incoming TCP connections accepted and not yet closed
+        self._half_open: dict[str, int] = {}  # per peer IP: incoming ones before CR/CC is done
 
     def getsockname(self) -> tuple[str, int]:
         """The (host, port) the TCP listening socket is bound to."""
         return tuple(self._tcp[0].socket.getsockname()[:2])
 
     def statistics(self) -> Statistics:
-        """Counters (connections accepted/refused, bad input)."""
+        """Counters: connections accepted (``connections_opened``), refused
+        (``connections_refused``: answered with DR, or closed unread over a
+        limit) and bad input (``undecodable``: bad TPKTs or TPDUs, no CR in
+        time, unexpected errors)."""
         return Statistics(
             connections_opened=self._stats.accepted,
             connections_refused=self._stats.refused,
@@ -437,10 +583,14 @@ class TCPEndpoint:
     ) -> TCPConnection:
         """TCP connect (from this endpoint's host), then CR/CC. Raises ConnectionRejected on a DR.
 
-        Class 0 carries no connect data: *data* must be empty.
+        Class 0 carries no connect data: *data* must be empty. Raises
+        ValueError, before connecting, when the TSAPs do not fit a CR.
         """
         if data:
             raise ValueError("class 0 (RFC 1006) carries no connect data")
+        size = min(self.config.max_tpdu_size, CLASS0_MAX_TPDU_SIZE)
+        params = connection_params(size, calling_tsap, called_tsap)
+        cr = encode(CR(src_ref=LOCAL_REF, protocol_class=0, params=params))
         try:
             host = self.getsockname()[0]
             local = None if host in ("0.0.0.0", "::") else host
@@ -451,11 +601,8 @@ class TCPEndpoint:
             ) from exc
         decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
         capture = _Capture(self._pcap, stream)
-        size = min(self.config.max_tpdu_size, CLASS0_MAX_TPDU_SIZE)
-        params = connection_params(size, calling_tsap, called_tsap)
-        cr = CR(src_ref=LOCAL_REF, protocol_class=0, params=params)
         try:
-            await stream.send_all(capture.frame(encode(cr)))
+            await stream.send_all(capture.frame(cr))
             with trio.fail_after(self.config.cr_retransmit_time * self.config.max_retransmissions):
                 answer, rest = await _read_tpdu(stream, decoder, capture)
         except trio.TooSlowError:
@@ -464,6 +611,9 @@ class TCPEndpoint:
         except (TPDUError, trio.BrokenResourceError) as exc:
             await stream.aclose()
             raise ConnectionRejected(DRReason.PROTOCOL_ERROR, message=f"bad answer: {exc}") from exc
+        except BaseException:  # cancelled: do not leave the TCP connection open
+            await trio.aclose_forcefully(stream)
+            raise
         if isinstance(answer, DR):
             await stream.aclose()
             raise ConnectionRejected(answer.reason, answer.data)
@@ -484,47 +634,104 @@ class TCPEndpoint:
             pending=rest,
             max_tsdu_size=self.config.max_tsdu_size,
             capture=capture,
+            idle_timeout=self.config.tcp_idle_timeout,
+            budget=self._budget,
         )
 
     async def _accept_loop(self, nursery: trio.Nursery) -> None:
         # Not trio.serve_listeners: its handler's return closes the stream, and
         # ours returns as soon as the connection is handed to a listener.
         while True:
-            stream = await self._tcp[0].accept()
-            nursery.start_soon(self._serve, stream)
+            try:
+                stream = await self._tcp[0].accept()
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                _log.error(
+                    "accept returned %s (%s); retrying in %s seconds",
+                    errno.errorcode[exc.errno],
+                    os.strerror(exc.errno),
+                    _ACCEPT_RETRY,
+                    exc_info=True,
+                )
+                await trio.sleep(_ACCEPT_RETRY)
+                continue
+            try:
+                host: str = stream.socket.getpeername()[0]
+            except OSError:  # already gone
+                await stream.aclose()
+                continue
+            if (
+                self._incoming >= self.config.max_connections
+                or self._half_open.get(host, 0) >= self.config.max_half_open_per_address
+            ):
+                self._stats.refused += 1
+                await stream.aclose()
+                continue
+            self._incoming += 1
+            self._half_open[host] = self._half_open.get(host, 0) + 1
+            nursery.start_soon(self._serve, stream, host)
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
-        """One incoming TCP connection: read the CR, route it, answer CC or DR."""
+    def _incoming_closed(self) -> None:
+        self._incoming -= 1
+
+    async def _serve(self, stream: trio.SocketStream, host: str) -> None:
+        """One incoming TCP connection, until it is handed to a listener or closed.
+
+        Never raises (but Cancelled): an unexpected error is logged and
+        counted, and closes this TCP connection only.
+        """
+        handed_over = False
+        try:
+            handed_over = await self._establish(stream)
+        except Exception:
+            self._stats.bad_input += 1
+            _log.exception("unexpected error on an incoming TCP connection from %s", host)
+        finally:
+            left = self._half_open.pop(host) - 1
+            if left:
+                self._half_open[host] = left
+            if not handed_over:
+                self._incoming_closed()
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+
+    async def _establish(self, stream: trio.SocketStream) -> bool:
+        """Read the CR, route it, answer CC or DR. True when a listener got the connection."""
         decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
         capture = _Capture(self._pcap, stream)
         try:
-            with trio.fail_after(self.config.confirm_timeout):
+            with trio.fail_after(self.config.tcp_cr_timeout):
                 cr, rest = await _read_tpdu(stream, decoder, capture)
         except (TPDUError, trio.TooSlowError, trio.BrokenResourceError, OSError):
             self._stats.bad_input += 1
-            await stream.aclose()
-            return
+            return False
         if not isinstance(cr, CR):
             self._stats.bad_input += 1
-            with trio.move_on_after(1):
-                er = ER(0, ERCause.INVALID_TPDU_TYPE, (InvalidTpdu(encode(cr)[:8]),))
-                await _send_quietly(stream, capture.frame(encode(er)))
-            await stream.aclose()
-            return
+            er = ER(0, ERCause.INVALID_TPDU_TYPE, (InvalidTpdu(encode(cr)[:8]),))
+            await _send_quietly(stream, capture.frame(encode(er)))
+            return False
         listener = self._listeners.get(cr.called_tsap) or self._listeners.get(None)
+        size = min(cr.tpdu_size or 128, CLASS0_MAX_TPDU_SIZE, self.config.max_tpdu_size)
+        cc = b""
         reason: int | None = None
         if listener is None or listener.closed:
             reason = DRReason.SESSION_NOT_ATTACHED
         elif cr.protocol_class != 0 and 0 not in _alternatives(cr):
             reason = DRReason.NEGOTIATION_FAILED
+        else:
+            params = connection_params(size, cr.calling_tsap, cr.called_tsap)
+            try:
+                cc = encode(CC(cr.src_ref, LOCAL_REF, protocol_class=0, params=params))
+            except ValueError:  # the TSAPs echoed plus the TPDU size overflow the header
+                reason = DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID
+            else:
+                if listener._send.statistics().current_buffer_used >= listener.backlog:
+                    reason = DRReason.CONGESTION
         if reason is not None or listener is None:
             self._stats.refused += 1
             await _send_quietly(stream, capture.frame(encode(DR(cr.src_ref, 0, reason or 0))))
-            await stream.aclose()
-            return
-        size = min(cr.tpdu_size or 128, CLASS0_MAX_TPDU_SIZE, self.config.max_tpdu_size)
-        params = connection_params(size, cr.calling_tsap, cr.called_tsap)
-        cc = CC(dst_ref=cr.src_ref, src_ref=LOCAL_REF, protocol_class=0, params=params)
+            return False
         conn = TCPConnection(
             stream,
             decoder,
@@ -537,21 +744,19 @@ class TCPEndpoint:
             pending=rest,
             max_tsdu_size=self.config.max_tsdu_size,
             capture=capture,
+            idle_timeout=self.config.tcp_idle_timeout,
+            budget=self._budget,
+            on_close=self._incoming_closed,
         )
-        if listener._send.statistics().current_buffer_used >= listener.backlog:
-            self._stats.refused += 1
-            dr = DR(cr.src_ref, 0, DRReason.CONGESTION)
-            await _send_quietly(stream, capture.frame(encode(dr)))
-            await stream.aclose()
-            return
         try:
-            await stream.send_all(capture.frame(encode(cc)))
+            await stream.send_all(capture.frame(cc))
             listener._send.send_nowait(conn)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
             self._stats.refused += 1
-            await stream.aclose()
-            return
+            conn._lost("the listener went away")  # releases its share of the budget
+            return False
         self._stats.accepted += 1
+        return True
 
 
 def _alternatives(cr: CR) -> tuple[int, ...]:
@@ -619,3 +824,6 @@ async def open_tcp_endpoint(
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
         raise
+    finally:
+        with trio.CancelScope(shield=True):
+            await endpoint._tcp[0].aclose()
