@@ -27,8 +27,8 @@ import trio
 import trio.testing
 from netsim import MemoryNetwork
 
-from tp4emu.api import serve
 from tp4emu import apps
+from tp4emu.api import serve
 from tp4emu.apps import AccessList, run_server
 from tp4emu.core import Config
 from tp4emu.udp import TP4Connection, open_endpoint

@@ -10,19 +10,23 @@ differs is *when* things happen: see ``docs/tp4-vs-tcp.md``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal
 
 import trio
 
-from .core import Config
+from .core import Config, TP4Error
 from .tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
 from .udp import DatagramSocket, TP4Connection, TP4Endpoint, TP4Listener, open_udp_endpoint
 
 __all__ = ["Handler", "Transport", "open_endpoint", "serve"]
 
 Transport = Literal["tp4", "tcp"]
+
+log = logging.getLogger("tp4emu.serve")
+"""Where :func:`serve` (and the CLI's echo server) report a connection's failure."""
 
 
 @asynccontextmanager
@@ -80,17 +84,26 @@ async def serve(
     TP4 the handler gets a CONFIRMING connection, unless *auto_confirm* is
     set: then the CC is sent before the handler runs (TCP-like behaviour).
     The connection is closed when the handler returns.
+
+    One connection's failure never stops the server: an exception (an
+    :class:`Exception`, or an ExceptionGroup of them) raised by the handler,
+    by the automatic ``confirm()`` (e.g. the peer gave up meanwhile) or by the
+    final ``aclose()`` is logged on the ``"tp4emu.serve"`` logger, the
+    connection is closed and accepting goes on. ``trio.Cancelled``,
+    ``KeyboardInterrupt`` and other BaseExceptions propagate.
     """
     listener = endpoint.listen(tsap, backlog)
+    close_time = endpoint.config.window_time
 
     async def run(conn: TP4Connection | TCPConnection) -> None:
+        peer = _peer_name(conn)
         try:
-            if auto_confirm:
-                await conn.confirm()
-            await handler(conn)
+            with _contained(peer):
+                if auto_confirm:
+                    await conn.confirm()
+                await handler(conn)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(endpoint.config.window_time):
-                await conn.aclose()
+            await _close_quietly(conn, peer, close_time)
 
     async with trio.open_nursery() as nursery:
         task_status.started(listener)
@@ -102,3 +115,81 @@ async def serve(
         finally:
             with trio.CancelScope(shield=True):
                 await listener.aclose()
+
+
+# ------------------------------------------------- failure containment
+# Shared with the CLI's echo server (tp4emu.apps).
+
+
+def _peer_name(conn: Any) -> str:
+    """``host:port`` of the connection's peer, also once the peer has torn it down."""
+    try:
+        host, port = conn.getpeername()
+    except Exception:
+        peer = getattr(getattr(conn, "core", None), "peer", None)  # TP4: still known
+        if not (isinstance(peer, tuple) and len(peer) >= 2):
+            return "?"
+        host, port = peer[0], peer[1]
+    return f"{host}:{port}"
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: ``Type: message``; the leaves of an exception group, joined by ``; ``."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _report(
+    peer: str,
+    group: BaseExceptionGroup[Exception],
+    emit: Callable[[str], None] | None = None,
+    *,
+    what: str = "connection",
+) -> None:
+    """Log a connection's failure (and, with *emit*, print one ``error PEER ...`` line)."""
+    # ``except*`` wraps a lone exception in a group: log the exception itself.
+    exc: BaseException = group.exceptions[0] if len(group.exceptions) == 1 else group
+    text = _describe(exc)
+    if all(isinstance(e, TP4Error) for e in group.exceptions):
+        # What the network did (a DR, a timeout, an eviction under a flood): one
+        # line at INFO, so that a spoofed flood cannot flood the log with tracebacks.
+        log.info("%s %s ended: %s", what, peer, text)
+    else:
+        log.error("%s %s failed: %s", what, peer, text, exc_info=exc)
+    if emit is not None:
+        try:
+            emit(f"error {peer} {text}")
+        except Exception:  # the output itself is broken: the log has it
+            log.exception("could not report the failure of %s", peer)
+
+
+@contextmanager
+def _contained(
+    peer: str, emit: Callable[[str], None] | None = None, *, what: str = "connection"
+) -> Iterator[None]:
+    """Report and swallow Exceptions (groups of them included); let BaseExceptions out.
+
+    From a group mixing both, the Exceptions are reported and the rest
+    (e.g. ``trio.Cancelled``) is raised again.
+    """
+    try:
+        yield
+    except* Exception as group:
+        _report(peer, group, emit, what=what)
+
+
+async def _close_quietly(
+    conn: TP4Connection | TCPConnection,
+    peer: str,
+    timeout: float,
+    emit: Callable[[str], None] | None = None,
+) -> None:
+    """``conn.aclose()``, shielded and bounded by *timeout*; its failure is only reported."""
+    with (
+        trio.CancelScope(shield=True),
+        trio.move_on_after(timeout),
+        _contained(peer, emit, what="closing connection"),
+    ):
+        await conn.aclose()

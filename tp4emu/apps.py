@@ -4,6 +4,12 @@ The server shows what tp4emu exists for: every accepted connection is still
 CONFIRMING; the server reads ``getpeername()``, checks the peer against an
 access list, and rejects it (DR, the client's connect fails) or confirms it by
 receiving (the CC goes out only then), then echoes every TSDU.
+
+One connection's failure (an exception from ``getpeername()``, ``reject()``,
+the echo or ``aclose()``, e.g. because the peer tore the connection down
+meanwhile) is logged on the ``"tp4emu.serve"`` logger and printed as one
+``error HOST:PORT <message>`` line; the connection is closed and the server
+goes on accepting.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any, TextIO
 
 import trio
 
-from .api import Transport, open_endpoint
+from .api import Transport, _close_quietly, _contained, _peer_name, open_endpoint
 from .core import Config, ConnectionRejected, Disconnected
 from .tcp import TCPConnection, TCPEndpoint
 from .udp import TP4Connection, TP4Endpoint
@@ -136,23 +142,32 @@ async def run_server(
         emit(f"listening {host}:{port} transport={transport} tsap={_show(tsap)}")
         task_status.started((host, port))
         decided = 0
+        how = "confirming by receive" if transport == "tp4" else "already connected"
         async with trio.open_nursery() as nursery:
             while exit_after is None or decided < exit_after:
                 conn = await listener.accept()
                 decided += 1
-                peer_host, peer_port = conn.getpeername()
-                peer = f"{peer_host}:{peer_port}"
-                emit(
-                    f"accept {peer} state={conn.state.name} calling={_show(conn.calling_tsap)}"
-                    f" called={_show(conn.called_tsap)} data={_show(conn.connect_data)}"
-                )
-                if not access.permits(peer_host):
-                    await conn.reject(reject_reason)
-                    emit(f"reject {peer} reason={reject_reason} (access list)")
-                    continue
-                how = "confirming by receive" if transport == "tp4" else "already connected"
-                emit(f"allow {peer} ({how})")
-                nursery.start_soon(_echo, conn, peer, emit)
+                peer = _peer_name(conn)
+                decided_ok = False
+                try:
+                    with _contained(peer, emit):
+                        peer_host, peer_port = conn.getpeername()
+                        peer = f"{peer_host}:{peer_port}"
+                        emit(
+                            f"accept {peer} state={conn.state.name}"
+                            f" calling={_show(conn.calling_tsap)}"
+                            f" called={_show(conn.called_tsap)} data={_show(conn.connect_data)}"
+                        )
+                        if access.permits(peer_host):
+                            emit(f"allow {peer} ({how})")
+                            nursery.start_soon(_echo, conn, peer, emit)  # it closes conn
+                        else:
+                            await conn.reject(reject_reason)
+                            emit(f"reject {peer} reason={reject_reason} (access list)")
+                        decided_ok = True
+                finally:
+                    if not decided_ok:  # failed (or cancelled) before the decision
+                        await _close_quietly(conn, peer, 2, emit)
     return 0
 
 
@@ -160,15 +175,16 @@ async def _echo(
     conn: TP4Connection | TCPConnection, peer: str, emit: Callable[[str], None]
 ) -> None:
     try:
-        async for tsdu in conn:
-            emit(f"recv {peer} {len(tsdu)} octets: {_show(tsdu[:64])}")
-            await conn.send(tsdu)
-        emit(f"close {peer} (peer released)")
-    except Disconnected as exc:
-        emit(f"close {peer} reason={int(exc.reason)} ({exc})")
+        with _contained(peer, emit):
+            try:
+                async for tsdu in conn:
+                    emit(f"recv {peer} {len(tsdu)} octets: {_show(tsdu[:64])}")
+                    await conn.send(tsdu)
+                emit(f"close {peer} (peer released)")
+            except Disconnected as exc:
+                emit(f"close {peer} reason={int(exc.reason)} ({exc})")
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(2):
-            await conn.aclose()
+        await _close_quietly(conn, peer, 2, emit)
 
 
 async def run_client(

@@ -85,9 +85,11 @@ class Config:
     receive_buffer_budget: int = 64 * 1024 * 1024
     """Octets of received user data the whole endpoint holds (reassembly,
     out-of-order DTs, TSDUs not yet read). Once reached, connections holding
-    more than an equal share get credit 0 until the users read (counted
-    ``credit_withheld``); DTs inside windows already granted are still taken,
-    so the bound is this plus the granted windows."""
+    more than an equal share of it get credit 0 until the users read (counted
+    ``credit_withheld``); DTs inside windows already granted are still taken.
+    What was held before the budget was reached plus what the connections
+    under their share may still take bounds the total by twice this plus the
+    granted windows (``max_connections`` x ``receive_window`` TPDUs)."""
 
     # --- endpoint limits and admission control -------------------------------
     default_backlog: int = 16
