@@ -10,8 +10,8 @@ The same script measures the code before the hardening work and after it::
 ``tp4emu`` package found there is the one measured. The helpers of the
 project's ``tests/`` (``netsim.MemoryNetwork``, ``scripted.Script``), the same
 in both trees, are put on ``sys.path`` too. Only what exists in both versions
-is used: the public API (``tp4emu.core``, ``tp4emu.udp.open_udp_endpoint(socket=...)``,
-``tp4emu.api.serve``, ``tp4emu.tcp.open_tcp_endpoint``, ``tp4emu.wire``) and a
+is used: the public API (``tp4emu.core``, ``tp4emu.transport.udp.open_udp_endpoint(socket=...)``,
+``tp4emu.api.serve``, ``tp4emu.transport.tcp.open_tcp_endpoint``, ``tp4emu.wire``) and a
 few private attributes present in both (``Connection._ed_received``,
 ``_reasm_len``, ``_rcv_ooo``, ``_rcv_queue``, ``TCPEndpoint._tcp``). Newer
 ``Config`` fields are set only when they exist, newer statistics are read with
@@ -85,8 +85,13 @@ from scripted import PEER_REF, Script, open_as_responder, peer_cr  # noqa: E402
 import tp4emu  # noqa: E402
 from tp4emu.api import serve  # noqa: E402
 from tp4emu.core import Config, State  # noqa: E402
-from tp4emu.tcp import open_tcp_endpoint  # noqa: E402
-from tp4emu.udp import open_udp_endpoint  # noqa: E402
+
+try:  # the layered tree
+    from tp4emu.transport.tcp import open_tcp_endpoint
+    from tp4emu.transport.udp import open_udp_endpoint
+except ImportError:  # trees before the layout of tp4emu/transport/
+    from tp4emu.tcp import open_tcp_endpoint  # type: ignore[no-redef]
+    from tp4emu.udp import open_udp_endpoint  # type: ignore[no-redef]
 from tp4emu.wire import (  # noqa: E402
     AK,
     CR,

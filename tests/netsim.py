@@ -9,8 +9,8 @@ Two simulators share one fault model (:class:`Faults`, drawn from a seeded
   jumping straight from one instant to the next. Every datagram sent and
   delivered is logged (in order) so that tests can check what each side knew
   when it sent something.
-* :class:`MemoryNetwork` gives the trio driver (:mod:`tp4emu.udp`) in-memory
-  :class:`~tp4emu.udp.DatagramSocket` objects. Delays are scheduled by one
+* :class:`MemoryNetwork` gives the trio driver (:mod:`tp4emu.transport.udp`) in-memory
+  :class:`~tp4emu.transport.udp.DatagramSocket` objects. Delays are scheduled by one
   task, in a nursery the network owns, with ``trio`` sleeps: under
   ``trio.testing.MockClock(autojump_threshold=0)`` the whole run takes no
   real time.
@@ -363,7 +363,7 @@ def establish(
 
 
 class MemorySocket:
-    """An in-memory :class:`tp4emu.udp.DatagramSocket` on a :class:`MemoryNetwork`."""
+    """An in-memory :class:`tp4emu.transport.udp.DatagramSocket` on a :class:`MemoryNetwork`."""
 
     def __init__(self, net: MemoryNetwork, addr: Address, queue_limit: int) -> None:
         self._net = net

@@ -265,7 +265,7 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_decode_pcap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pcap = pytest.importorskip(
-        "tp4emu.wire.pcap", reason="tp4emu.wire.pcap (PcapWriter/read_pcap) not written yet"
+        "tp4emu.capture", reason="tp4emu.capture (PcapWriter/read_pcap) not written yet"
     )
     path = tmp_path / "trace.pcap"
     client, server = ("127.0.0.1", 40000), ("127.0.0.1", 10200)
@@ -303,7 +303,7 @@ def test_decode_pcap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_decode_pcap_not_a_capture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("tp4emu.wire.pcap", reason="tp4emu.wire.pcap not written yet")
+    pytest.importorskip("tp4emu.capture", reason="tp4emu.capture not written yet")
     path = tmp_path / "junk.pcap"
     path.write_bytes(b"this is not a capture file")
     assert main(["decode", "--pcap", str(path)]) == 1

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tp4emu.capture import read_pcap
 from tp4emu.wire import CC, CR, DR, DT, decode
-from tp4emu.wire.pcap import read_pcap
 
 TIMEOUT = 20
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import trio
 
-from tp4emu.demo import DemoResult, run_demo
-from tp4emu.udp import LossyUDPSocket
+from tp4emu.cli.demo import DemoResult, run_demo
+from tp4emu.transport.udp import LossyUDPSocket
 from tp4emu.wire import DR, decode
 
 CHECKS = [

@@ -27,11 +27,11 @@ import trio
 import trio.testing
 from netsim import MemoryNetwork
 
-from tp4emu import apps
 from tp4emu.api import serve
-from tp4emu.apps import AccessList, run_server
+from tp4emu.cli import apps
+from tp4emu.cli.apps import AccessList, run_server
 from tp4emu.core import Config
-from tp4emu.udp import TP4Connection, open_endpoint
+from tp4emu.transport.udp import TP4Connection, open_endpoint
 from tp4emu.wire import CR, AdditionalOptions, CalledTsap, TpduSize, encode_one
 
 SERVER = ("192.0.2.1", 102)

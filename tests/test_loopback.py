@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from tp4emu.core import Config, ConnectionRejected, State
-from tp4emu.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint
+from tp4emu.transport.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint
 from tp4emu.wire import DRReason
 
 LOOPBACK = ("127.0.0.1", 0)

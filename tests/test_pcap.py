@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tp4emu.wire.errors import TPDUError
-from tp4emu.wire.pcap import (
+from tp4emu.capture import (
     EXP_PDU_TAG,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -30,6 +29,7 @@ from tp4emu.wire.pcap import (
     ipv4_udp_packet,
     read_pcap,
 )
+from tp4emu.wire.errors import TPDUError
 from tp4emu.wire.tpkt import encode_tpkt
 
 AK = bytes.fromhex("0464567806")  # AK dst-ref 0x5678, YR-TU-NR 6, credit 4

@@ -32,9 +32,9 @@ from scripted import PEER_REF, peer_cr
 
 from tp4emu import ConnectionRejected, Disconnected, DRReason, State, Transport
 from tp4emu.api import open_endpoint, serve
-from tp4emu.apps import AccessList, run_server
-from tp4emu.tcp import TCPConnection, TCPListener
-from tp4emu.udp import TP4Connection, TP4Listener
+from tp4emu.cli.apps import AccessList, run_server
+from tp4emu.transport.tcp import TCPConnection, TCPListener
+from tp4emu.transport.udp import TP4Connection, TP4Listener
 from tp4emu.wire import DR, encode_one
 
 HOST = "127.0.0.1"

@@ -1,4 +1,4 @@
-"""The RFC 1006 adapter (:mod:`tp4emu.tcp`) against hand-written peers, byte for byte.
+"""The RFC 1006 adapter (:mod:`tp4emu.transport.tcp`) against hand-written peers, byte for byte.
 
 The fake peer is a raw trio TCP stream on 127.0.0.1: it writes TPKTs built
 here by hand (not with the package's encoder) and checks the exact octets
@@ -26,7 +26,7 @@ from tp4emu.core import (
     LocalProtocolError,
     State,
 )
-from tp4emu.tcp import (
+from tp4emu.transport.tcp import (
     CLASS0_MAX_TPDU_SIZE,
     TCPConnection,
     TCPEndpoint,

@@ -1,7 +1,7 @@
-"""The RFC 1006 adapter (:mod:`tp4emu.tcp`) against hostile peers and scarce resources.
+"""The RFC 1006 adapter (:mod:`tp4emu.transport.tcp`) against hostile peers and scarce resources.
 
 No input from the network and no exhaustion (connections, file descriptors,
-memory) may stop a :class:`~tp4emu.tcp.TCPEndpoint` or make it hold unbounded
+memory) may stop a :class:`~tp4emu.transport.tcp.TCPEndpoint` or make it hold unbounded
 state. Peers are raw trio TCP streams on loopback writing TPKTs built here by
 hand; after each attack a genuine client must still connect and echo through
 the same endpoint. Every test is bounded by ``trio.fail_after``; timeouts are
@@ -28,9 +28,9 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tp4emu.tcp
+import tp4emu.transport.tcp
 from tp4emu.core import Config, Disconnected, Statistics
-from tp4emu.tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
+from tp4emu.transport.tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
 from tp4emu.wire import DRReason, decode
 
 HOST = "127.0.0.1"
@@ -246,14 +246,14 @@ async def test_cr_whose_cc_would_not_fit(cr: bytes, fits: bool) -> None:
 async def test_unexpected_error_serving_a_connection_is_contained(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = tp4emu.tcp.connection_params
+    real = tp4emu.transport.tcp.connection_params
 
     def flaky(size: int, calling: bytes | None, called: bytes | None) -> object:
         if called == b"boom":
             raise RuntimeError("a bug")
         return real(size, calling, called)
 
-    monkeypatch.setattr(tp4emu.tcp, "connection_params", flaky)
+    monkeypatch.setattr(tp4emu.transport.tcp, "connection_params", flaky)
     caplog.set_level(logging.ERROR, logger="tp4emu.tcp")
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0)) as ep:
@@ -342,7 +342,7 @@ EMFILE_SCRIPT = textwrap.dedent(
     """
     import logging, os, resource, socket, struct, sys
     import trio
-    from tp4emu.tcp import open_tcp_endpoint
+    from tp4emu.transport.tcp import open_tcp_endpoint
 
     N = 12
     log = []
@@ -593,14 +593,14 @@ async def test_no_idle_limit(autojump_clock: trio.testing.MockClock) -> None:
 
 def budget_bound(budget: int, holders: int, max_tsdu: int) -> float:
     """The bound _Budget proves: B * H(m) + m * R, plus max_tsdu_size + R for one."""
-    r = tp4emu.tcp._READ + 2052
+    r = tp4emu.transport.tcp._READ + 2052
     return budget * sum(1 / k for k in range(1, holders + 1)) + holders * r + max_tsdu + r
 
 
 async def test_budget_holds_back_connections_over_their_share(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(tp4emu.tcp, "_READ", 1024)  # small reads: a tight bound
+    monkeypatch.setattr(tp4emu.transport.tcp, "_READ", 1024)  # small reads: a tight bound
     budget, hogs, sent = 8192, 3, 64 * 1024
     config = Config(receive_buffer_budget=budget, max_tsdu_size=sent + 1024)
     with trio.fail_after(LIMIT):
@@ -640,7 +640,7 @@ async def test_budget_holds_back_connections_over_their_share(
 async def test_budget_never_deadlocks(monkeypatch: pytest.MonkeyPatch) -> None:
     # Four TSDUs, each larger than the whole budget, arriving at once: every
     # connection is over its share, yet each TSDU completes in turn.
-    monkeypatch.setattr(tp4emu.tcp, "_READ", 1024)
+    monkeypatch.setattr(tp4emu.transport.tcp, "_READ", 1024)
     budget, size = 4096, 20_000
     config = Config(receive_buffer_budget=budget)
     with trio.fail_after(LIMIT):
@@ -679,7 +679,7 @@ async def test_budget_wakes_the_oldest_when_none_is_left_within_its_share(
 ) -> None:
     # The oldest holder waits while another one is within its share; when that
     # one grows past its share (nothing is released), the oldest must be woken.
-    monkeypatch.setattr(tp4emu.tcp, "_READ", 1024)
+    monkeypatch.setattr(tp4emu.transport.tcp, "_READ", 1024)
     budget = 4096
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0), config=Config(receive_buffer_budget=budget)) as ep:
@@ -710,7 +710,7 @@ async def test_budget_wakes_the_oldest_when_none_is_left_within_its_share(
 
 
 async def test_budget_is_released_when_connections_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tp4emu.tcp, "_READ", 1024)
+    monkeypatch.setattr(tp4emu.transport.tcp, "_READ", 1024)
     config = Config(receive_buffer_budget=2048)
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0), config=config) as ep:

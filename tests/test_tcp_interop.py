@@ -19,7 +19,7 @@ from snap7.client import Client  # a pinned test dependency: no skip, CI must ru
 from snap7.server import Server
 
 from tp4emu.core import Config, State
-from tp4emu.tcp import TCPConnection, open_tcp_endpoint
+from tp4emu.transport.tcp import TCPConnection, open_tcp_endpoint
 
 HOST = "127.0.0.1"
 SETUP_JOB = bytes.fromhex("32010000000000080000f0000001000101e0")

@@ -1,4 +1,4 @@
-"""The trio driver (:mod:`tp4emu.udp`) over an in-memory network, on a mock clock.
+"""The trio driver (:mod:`tp4emu.transport.udp`) over an in-memory network, on a mock clock.
 
 Every test takes pytest-trio's ``autojump_clock`` fixture
 (``MockClock(autojump_threshold=0)``): timers of seconds or minutes run in no
@@ -27,7 +27,7 @@ from tp4emu.core import (
     Disconnected,
     State,
 )
-from tp4emu.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint
+from tp4emu.transport.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint
 from tp4emu.wire import DRReason, decode
 
 CLIENT = ("10.0.0.1", 40000)

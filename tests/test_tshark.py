@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from tp4emu.capture import LINKTYPE_ETHERNET, PcapWriter, ipv4_udp_packet, read_pcap
 from tp4emu.wire import (
     AK,
     CC,
@@ -71,7 +72,6 @@ from tp4emu.wire import (
     encode_one,
 )
 from tp4emu.wire.formats import FIXED_LENGTH
-from tp4emu.wire.pcap import LINKTYPE_ETHERNET, PcapWriter, ipv4_udp_packet, read_pcap
 from tp4emu.wire.tpkt import encode_tpkt
 
 ROOT = Path(__file__).resolve().parent.parent

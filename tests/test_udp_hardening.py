@@ -21,7 +21,7 @@ from netsim import MemoryNetwork
 from scripted import with_checksum
 
 from tp4emu.api import serve
-from tp4emu.udp import TP4Connection, open_endpoint
+from tp4emu.transport.udp import TP4Connection, open_endpoint
 from tp4emu.wire import (
     AK,
     CR,

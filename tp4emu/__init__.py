@@ -27,8 +27,8 @@ from .core import (
     Statistics,
     TP4Error,
 )
-from .tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
-from .udp import (
+from .transport.tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
+from .transport.udp import (
     DatagramSocket,
     LossyUDPSocket,
     TP4Connection,

@@ -18,8 +18,14 @@ from typing import Any, Literal
 import trio
 
 from .core import Config, TP4Error
-from .tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
-from .udp import DatagramSocket, TP4Connection, TP4Endpoint, TP4Listener, open_udp_endpoint
+from .transport.tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
+from .transport.udp import (
+    DatagramSocket,
+    TP4Connection,
+    TP4Endpoint,
+    TP4Listener,
+    open_udp_endpoint,
+)
 
 __all__ = ["Handler", "Transport", "open_endpoint", "serve"]
 
@@ -46,11 +52,11 @@ async def open_endpoint(
             CONFIRMING) or ``"tcp"`` (RFC 1006 class 0 over TCP, connections
             accepted once established).
         config: timers and limits.
-        pcap: a :class:`~tp4emu.wire.pcap.PcapWriter` recording every TPDU.
+        pcap: a :class:`~tp4emu.capture.PcapWriter` recording every TPDU.
         socket: a ready datagram socket (tp4 only; for tests).
 
-    For a precisely typed endpoint use :func:`tp4emu.udp.open_udp_endpoint`
-    or :func:`tp4emu.tcp.open_tcp_endpoint` directly.
+    For a precisely typed endpoint use :func:`tp4emu.transport.udp.open_udp_endpoint`
+    or :func:`tp4emu.transport.tcp.open_tcp_endpoint` directly.
     """
     if transport == "tp4":
         async with open_udp_endpoint(local, config=config, pcap=pcap, socket=socket) as ep:
@@ -118,7 +124,7 @@ async def serve(
 
 
 # ------------------------------------------------- failure containment
-# Shared with the CLI's echo server (tp4emu.apps).
+# Shared with the CLI's echo server (tp4emu.cli.apps).
 
 
 def _peer_name(conn: Any) -> str:

@@ -1,4 +1,4 @@
-"""Wire formats of ISO 8073 / X.224: TPDUs, parameters, checksum, TPKT, pcap.
+"""Wire formats of ISO 8073 / X.224: TPDUs, parameters, checksum, TPKT framing.
 
 Nothing in this package does I/O.
 """

@@ -28,7 +28,7 @@ from typing import Any, Protocol, cast
 
 import trio
 
-from .core import (
+from ..core import (
     Config,
     Connection,
     ConnectionRequested,
@@ -38,9 +38,9 @@ from .core import (
     State,
     Statistics,
 )
-from .core.connection import Address
-from .core.events import ConnectionClosed
-from .wire import MAX_ED_DATA, DRReason
+from ..core.connection import Address
+from ..core.events import ConnectionClosed
+from ..wire import MAX_ED_DATA, DRReason
 
 __all__ = [
     "DatagramSocket",
@@ -744,7 +744,7 @@ async def open_udp_endpoint(
         local: address to bind (port 0: any free port).
         config: timers and limits (:class:`~tp4emu.core.config.Config`).
         socket: a ready :class:`DatagramSocket` to use instead (tests).
-        pcap: a :class:`tp4emu.wire.pcap.PcapWriter` recording every TPDU.
+        pcap: a :class:`tp4emu.capture.PcapWriter` recording every TPDU.
     """
     cfg = config or Config()
     sock = socket if socket is not None else UDPSocket(local)

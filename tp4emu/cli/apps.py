@@ -23,11 +23,11 @@ from typing import Any, TextIO
 
 import trio
 
-from .api import Transport, _close_quietly, _contained, _peer_name, open_endpoint
-from .core import Config, ConnectionRejected, Disconnected
-from .tcp import TCPConnection, TCPEndpoint
-from .udp import TP4Connection, TP4Endpoint
-from .wire import DRReason
+from ..api import Transport, _close_quietly, _contained, _peer_name, open_endpoint
+from ..core import Config, ConnectionRejected, Disconnected
+from ..transport.tcp import TCPConnection, TCPEndpoint
+from ..transport.udp import TP4Connection, TP4Endpoint
+from ..wire import DRReason
 
 __all__ = [
     "AccessList",
@@ -107,7 +107,7 @@ async def _open(
 ) -> TP4Endpoint | TCPEndpoint:
     pcap: Any = None
     if pcap_path:
-        from .wire.pcap import PcapWriter
+        from ..capture import PcapWriter
 
         pcap = stack.enter_context(PcapWriter(pcap_path))
     return await stack.enter_async_context(

@@ -1,35 +1,4 @@
-"""Capture files: a pcap writer for tp4emu traffic and a reader of captures.
-
-Writing
-    :class:`PcapWriter` writes classic libpcap files (little-endian, microsecond
-    timestamps). By default each record uses link type 252,
-    ``LINKTYPE_WIRESHARK_UPPER_PDU`` ("exported PDU"): a few tags naming the
-    dissector (``ositp``, Wireshark's COTP dissector) and the UDP addresses,
-    then the datagram exactly as sent (possibly several concatenated TPDUs).
-    Wireshark and tshark decode these files with no options at all. For tools
-    that do not know link type 252 (tcpdump, ...) the writer can instead
-    synthesise IPv4/UDP packets (link type 228) or Ethernet frames (link type
-    1); Wireshark then needs the UDP binding of ``docs/wireshark/tp4emu-udp.lua``.
-
-Reading
-    :func:`read_pcap` yields a :class:`PcapRecord` per transport payload of a
-    classic pcap (either byte order, micro- or nanosecond timestamps) or a
-    pcapng file. It understands the exported-PDU files written here (and any
-    whose dissector tag is ``ositp`` or ``cotp``) and plain captures with link
-    types Ethernet (1, 802.1Q tags skipped), null/loopback (0 and 108), raw IP
-    (101, 228), Linux cooked (113, 276), carrying IPv4 (fragments reassembled)
-    and either UDP (each datagram is a record) or TCP streams framed with RFC
-    1006 TPKTs (each TPKT payload is a record). Only IPv4 is handled in
-    captured packets for now: IPv6 packets are skipped (exported-PDU IPv6 tags
-    are understood).
-
-The pcap headers and the exported-PDU tag are defined with construct (the
-single source of truth); the per-packet paths use :mod:`struct` equivalents
-that the tests prove equal. pcapng blocks are read with :mod:`struct`.
-Malformed files raise :class:`PcapError`, a :class:`~tp4emu.wire.errors.TPDUError`,
-after every record before the fault has been yielded; malformed packets
-inside a well-formed file are skipped.
-"""
+"""Reading captures: pcap and pcapng, exported PDUs and plain IPv4 UDP/TCP packets."""
 
 from __future__ import annotations
 
@@ -38,421 +7,47 @@ import os
 import struct
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import IO, Final, Literal
+from typing import IO
 
-from construct import (
-    Construct,
-    GreedyBytes,
-    Int16ub,
-    Int16ul,
-    Int32sl,
-    Int32ul,
-    Prefixed,
-    Struct,
+from ..wire.errors import TPDUError
+from ..wire.tpkt import RFC1006_PORT, TPKTDecoder
+from .formats import (
+    _COTP_DISSECTORS,
+    _ETHERTYPE_IPV4,
+    _ETHERTYPE_VLAN,
+    _IPPROTO_TCP,
+    _IPPROTO_UDP,
+    _MAX_RECORD,
+    _S_TAG,
+    EXP_PDU_PT_TCP,
+    EXP_PDU_TAG_DST_PORT,
+    EXP_PDU_TAG_END_OF_OPT,
+    EXP_PDU_TAG_IPV4_DST,
+    EXP_PDU_TAG_IPV4_SRC,
+    EXP_PDU_TAG_IPV6_DST,
+    EXP_PDU_TAG_IPV6_SRC,
+    EXP_PDU_TAG_PORT_TYPE,
+    EXP_PDU_TAG_PROTO_NAME,
+    EXP_PDU_TAG_SRC_PORT,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    LINKTYPE_WIRESHARK_UPPER_PDU,
+    PCAP_MAGIC,
+    PCAP_MAGIC_NS,
+    PCAPNG_SHB,
+    Address,
+    PcapError,
+    PcapRecord,
+    Transport,
+    _fmt,
 )
 
-from .constants import DRReason, ERCause
-from .errors import TPDUError
-from .tpkt import RFC1006_PORT, TPKTDecoder
-
-__all__ = [
-    "EXP_PDU_PT_TCP",
-    "EXP_PDU_PT_UDP",
-    "EXP_PDU_TAG",
-    "EXP_PDU_TAG_DST_PORT",
-    "EXP_PDU_TAG_END_OF_OPT",
-    "EXP_PDU_TAG_IPV4_DST",
-    "EXP_PDU_TAG_IPV4_SRC",
-    "EXP_PDU_TAG_IPV6_DST",
-    "EXP_PDU_TAG_IPV6_SRC",
-    "EXP_PDU_TAG_PORT_TYPE",
-    "EXP_PDU_TAG_PROTO_NAME",
-    "EXP_PDU_TAG_SRC_PORT",
-    "LINKTYPE_ETHERNET",
-    "LINKTYPE_IPV4",
-    "LINKTYPE_LINUX_SLL",
-    "LINKTYPE_LINUX_SLL2",
-    "LINKTYPE_LOOP",
-    "LINKTYPE_NULL",
-    "LINKTYPE_RAW",
-    "LINKTYPE_WIRESHARK_UPPER_PDU",
-    "PCAP_GLOBAL_HEADER",
-    "PCAP_MAGIC",
-    "PCAP_MAGIC_NS",
-    "PCAP_RECORD_HEADER",
-    "PcapError",
-    "PcapRecord",
-    "PcapWriter",
-    "exported_pdu_tags",
-    "ipv4_udp_packet",
-    "read_pcap",
-]
-
-# ---------------------------------------------------------------- constants
-
-PCAP_MAGIC: Final = 0xA1B2C3D4
-"""Classic pcap magic, microsecond timestamps."""
-PCAP_MAGIC_NS: Final = 0xA1B23C4D
-"""Classic pcap magic, nanosecond timestamps."""
-PCAPNG_SHB: Final = 0x0A0D0D0A
-"""pcapng Section Header Block type (also the file's first four octets)."""
-
-LINKTYPE_NULL: Final = 0
-LINKTYPE_ETHERNET: Final = 1
-LINKTYPE_RAW: Final = 101
-LINKTYPE_LOOP: Final = 108
-LINKTYPE_LINUX_SLL: Final = 113
-LINKTYPE_IPV4: Final = 228
-LINKTYPE_WIRESHARK_UPPER_PDU: Final = 252
-LINKTYPE_LINUX_SLL2: Final = 276
-
-# Wireshark's wsutil/exported_pdu_tlvs.h
-EXP_PDU_TAG_END_OF_OPT: Final = 0
-EXP_PDU_TAG_PROTO_NAME: Final = 12
-"""EXP_PDU_TAG_DISSECTOR_NAME: the registered dissector to call."""
-EXP_PDU_TAG_IPV4_SRC: Final = 20
-EXP_PDU_TAG_IPV4_DST: Final = 21
-EXP_PDU_TAG_IPV6_SRC: Final = 22
-EXP_PDU_TAG_IPV6_DST: Final = 23
-EXP_PDU_TAG_PORT_TYPE: Final = 24
-EXP_PDU_TAG_SRC_PORT: Final = 25
-EXP_PDU_TAG_DST_PORT: Final = 26
-EXP_PDU_PT_TCP: Final = 2
-EXP_PDU_PT_UDP: Final = 3
-
-OSITP: Final = "ositp"
-"""Name of Wireshark's COTP dissector (the protocol's filter name is ``cotp``)."""
-_COTP_DISSECTORS = frozenset({"ositp", "cotp"})
-
-DEFAULT_SNAPLEN: Final = 262144
-"""Snapshot length written in the global header (libpcap's maximum)."""
-_MAX_RECORD: Final = 1 << 24
-"""Largest record the reader accepts (a sanity bound against corrupt files)."""
-
-_ETHERTYPE_IPV4 = 0x0800
-_ETHERTYPE_VLAN = frozenset({0x8100, 0x88A8, 0x9100})
-_IPPROTO_TCP = 6
-_IPPROTO_UDP = 17
-
-Transport = Literal["udp", "tcp"]
-Address = tuple[str, int]
-
-# ---------------------------------------------------------------- formats
-
-PCAP_GLOBAL_HEADER: Construct = Struct(
-    "magic" / Int32ul,
-    "version_major" / Int16ul,
-    "version_minor" / Int16ul,
-    "thiszone" / Int32sl,
-    "sigfigs" / Int32ul,
-    "snaplen" / Int32ul,
-    "linktype" / Int32ul,
-)
-"""Classic pcap global header, little-endian (as written)."""
-
-PCAP_RECORD_HEADER: Construct = Struct(
-    "ts_sec" / Int32ul,
-    "ts_frac" / Int32ul,
-    "incl_len" / Int32ul,
-    "orig_len" / Int32ul,
-)
-"""Classic pcap record header, little-endian; ``ts_frac`` in µs or ns per the magic."""
-
-EXP_PDU_TAG: Construct = Struct(
-    "tag" / Int16ub,
-    "value" / Prefixed(Int16ub, GreedyBytes),
-)
-"""One exported-PDU tag: type, length, value (the length counts any padding)."""
-
-# struct fast paths, tested equal to the construct definitions above
-_S_RECORD = struct.Struct("<IIII")
-_S_TAG = struct.Struct(">HH")
-_S_TAG_U32 = struct.Struct(">HHI")
-
-
-def _fmt(little: bool, spec: str) -> struct.Struct:
-    return struct.Struct(("<" if little else ">") + spec)
-
-
-# ---------------------------------------------------------------- errors and records
-
-
-class PcapError(TPDUError):
-    """A capture file that cannot be read (bad magic, truncated record, ...)."""
-
-    def __init__(self, message: str, *, offset: int = 0) -> None:
-        super().__init__(
-            message,
-            reason=DRReason.PROTOCOL_ERROR,
-            cause=ERCause.NOT_SPECIFIED,
-            offset=offset,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PcapRecord:
-    """One transport payload found in a capture.
-
-    Attributes:
-        timestamp: capture time, seconds since the epoch.
-        src: source (IP address, port); ``("0.0.0.0", 0)`` when unknown.
-        dst: destination (IP address, port), likewise.
-        payload: for UDP the whole datagram (one NSDU, possibly several
-            TPDUs); for TCP the payload of one TPKT (one TPDU).
-        transport: ``"udp"`` or ``"tcp"``.
-        frame: 1-based number of the capture record (Wireshark's frame
-            number) that carried, or completed, the payload.
-    """
-
-    timestamp: float
-    src: Address
-    dst: Address
-    payload: bytes
-    transport: Transport = "udp"
-    frame: int = 0
-
-
-# ---------------------------------------------------------------- writer
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"not an IP address: {host!r}") from None
-
-
-def _port(port: int) -> int:
-    if not 0 <= port <= 0xFFFF:
-        raise ValueError(f"port {port} out of 0..65535")
-    return port
-
-
-def exported_pdu_tags(
-    src: Address, dst: Address, *, transport: Transport = "udp", dissector: str = OSITP
-) -> bytes:
-    """The exported-PDU tags that precede a PDU in a link type 252 record.
-
-    Dissector name (padded with NULs to a multiple of 4 octets, the length
-    counting the padding, as Wireshark writes it), source and destination
-    address (IPv4 or IPv6), port type, source and destination port, end of
-    options.
-
-    Raises:
-        ValueError: an address that is not an IP address, a port out of
-            range, or source and destination of different IP versions.
-    """
-    name = dissector.encode("ascii")
-    name += b"\x00" * (-len(name) % 4)
-    s, d = _ip(src[0]), _ip(dst[0])
-    if s.version != d.version:
-        raise ValueError(f"{src[0]} and {dst[0]} are not of the same IP version")
-    tag_src, tag_dst = (
-        (EXP_PDU_TAG_IPV4_SRC, EXP_PDU_TAG_IPV4_DST)
-        if s.version == 4
-        else (EXP_PDU_TAG_IPV6_SRC, EXP_PDU_TAG_IPV6_DST)
-    )
-    alen = len(s.packed)
-    port_type = EXP_PDU_PT_UDP if transport == "udp" else EXP_PDU_PT_TCP
-    return b"".join(
-        (
-            _S_TAG.pack(EXP_PDU_TAG_PROTO_NAME, len(name)),
-            name,
-            _S_TAG.pack(tag_src, alen),
-            s.packed,
-            _S_TAG.pack(tag_dst, alen),
-            d.packed,
-            _S_TAG_U32.pack(EXP_PDU_TAG_PORT_TYPE, 4, port_type),
-            _S_TAG_U32.pack(EXP_PDU_TAG_SRC_PORT, 4, _port(src[1])),
-            _S_TAG_U32.pack(EXP_PDU_TAG_DST_PORT, 4, _port(dst[1])),
-            _S_TAG.pack(EXP_PDU_TAG_END_OF_OPT, 0),
-        )
-    )
-
-
-def _inet_checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of *data*."""
-    if len(data) & 1:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return int(~total & 0xFFFF)
-
-
-def ipv4_udp_packet(src: Address, dst: Address, payload: bytes, *, ident: int = 0) -> bytes:
-    """An IPv4 packet (TTL 64, DF clear) carrying *payload* in a UDP datagram.
-
-    Both checksums are computed.
-
-    Raises:
-        ValueError: a non-IPv4 address, a port out of range, or a payload
-            that does not fit one IPv4 packet.
-    """
-    s, d = _ip(src[0]), _ip(dst[0])
-    if s.version != 4 or d.version != 4:
-        raise ValueError("only IPv4 packets can be synthesised")
-    udp_len = 8 + len(payload)
-    total = 20 + udp_len
-    if total > 0xFFFF:
-        raise ValueError(f"UDP payload of {len(payload)} octets does not fit an IPv4 packet")
-    pseudo = s.packed + d.packed + struct.pack("!BBH", 0, _IPPROTO_UDP, udp_len)
-    udp = struct.pack("!HHHH", _port(src[1]), _port(dst[1]), udp_len, 0) + payload
-    ck = _inet_checksum(pseudo + udp) or 0xFFFF
-    udp = udp[:6] + struct.pack("!H", ck) + udp[8:]
-    ip = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0, 64, _IPPROTO_UDP, 0, s.packed, d.packed
-    )
-    ip = ip[:10] + struct.pack("!H", _inet_checksum(ip)) + ip[12:]
-    return ip + udp
-
-
-def _mac(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
-    """A locally administered MAC address derived from an IPv4 address."""
-    return b"\x02\x00" + addr.packed[-4:]
-
-
-class PcapWriter:
-    """Writes tp4emu datagrams to a classic pcap file.
-
-    Usable as a context manager. Given a path it opens (and later closes) the
-    file; given a binary file object it writes to it and leaves it open on
-    :meth:`close` (after flushing). The global header is written at once.
-
-    Example::
-
-        with PcapWriter("trace.pcap") as pcap:
-            pcap.write(datagram, src=("127.0.0.1", 40000), dst=("127.0.0.1", 10200),
-                       timestamp=time.time())
-    """
-
-    def __init__(
-        self,
-        file: str | os.PathLike[str] | IO[bytes],
-        *,
-        linktype: int = LINKTYPE_WIRESHARK_UPPER_PDU,
-        snaplen: int = DEFAULT_SNAPLEN,
-    ) -> None:
-        """Open the capture and write its global header.
-
-        Args:
-            file: a path, or a binary file object open for writing.
-            linktype: the link type of every record. :meth:`write` supports
-                :data:`LINKTYPE_WIRESHARK_UPPER_PDU` (252, the default:
-                exported PDUs, decoded by Wireshark as is),
-                :data:`LINKTYPE_IPV4` (228) and :data:`LINKTYPE_ETHERNET` (1):
-                synthesised IPv4/UDP packets (IPv4 and UDP only). With any
-                other link type only :meth:`write_packet` can be used.
-            snaplen: the snapshot length recorded in the header; records are
-                never truncated.
-        """
-        if not 0 <= linktype <= 0xFFFF:
-            raise ValueError(f"link type {linktype} out of range")
-        self.linktype = linktype
-        self._ident = 0
-        if isinstance(file, (str, os.PathLike)):
-            self._file: IO[bytes] = open(file, "wb")  # noqa: SIM115 - closed by close()
-            self._owned = True
-        else:
-            self._file = file
-            self._owned = False
-        self._closed = False
-        self._file.write(
-            PCAP_GLOBAL_HEADER.build(
-                {
-                    "magic": PCAP_MAGIC,
-                    "version_major": 2,
-                    "version_minor": 4,
-                    "thiszone": 0,
-                    "sigfigs": 0,
-                    "snaplen": snaplen,
-                    "linktype": linktype,
-                }
-            )
-        )
-
-    def write(
-        self,
-        datagram: bytes,
-        *,
-        src: Address,
-        dst: Address,
-        timestamp: float,
-        transport: Transport = "udp",
-    ) -> None:
-        """Append one datagram as one record.
-
-        Args:
-            datagram: the bytes sent or received (one NSDU; for TCP, one TPDU
-                without its TPKT header).
-            src: source (IP address, port).
-            dst: destination (IP address, port).
-            timestamp: seconds since the epoch (the caller's clock: this
-                module reads none).
-            transport: ``"udp"``, or ``"tcp"`` (only with link type 252).
-
-        Raises:
-            ValueError: bad address or port, a negative timestamp, or
-                something the link type cannot carry.
-        """
-        if self.linktype == LINKTYPE_WIRESHARK_UPPER_PDU:
-            packet = exported_pdu_tags(src, dst, transport=transport) + datagram
-        elif self.linktype not in (LINKTYPE_IPV4, LINKTYPE_ETHERNET):
-            raise ValueError(f"write() cannot build link type {self.linktype} records")
-        else:
-            if transport != "udp":
-                raise ValueError(f"link type {self.linktype} records can only carry UDP")
-            self._ident = (self._ident + 1) & 0xFFFF
-            packet = ipv4_udp_packet(src, dst, datagram, ident=self._ident)
-            if self.linktype == LINKTYPE_ETHERNET:
-                eth = _mac(_ip(dst[0])) + _mac(_ip(src[0])) + b"\x08\x00"
-                packet = eth + packet
-        self.write_packet(packet, timestamp=timestamp)
-
-    def write_packet(self, packet: bytes, *, timestamp: float) -> None:
-        """Append one record holding *packet* as is (a frame of the link type).
-
-        Raises:
-            ValueError: the writer is closed, or the timestamp is negative or
-                beyond 2106 (32-bit seconds).
-        """
-        if self._closed:
-            raise ValueError("write to a closed PcapWriter")
-        if timestamp < 0:
-            raise ValueError(f"negative timestamp {timestamp}")
-        sec, usec = divmod(round(timestamp * 1_000_000), 1_000_000)
-        if sec > 0xFFFFFFFF:
-            raise ValueError(f"timestamp {timestamp} does not fit 32 bits")
-        n = len(packet)
-        self._file.write(_S_RECORD.pack(sec, usec, n, n))
-        self._file.write(packet)
-
-    def flush(self) -> None:
-        """Flush the underlying file."""
-        self._file.flush()
-
-    def close(self) -> None:
-        """Flush, and close the file if this writer opened it. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owned:
-            self._file.close()
-        else:
-            self._file.flush()
-
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
+__all__ = ["read_pcap"]
 
 # ---------------------------------------------------------------- reader
 

@@ -4,10 +4,10 @@ Subcommands:
 
 ``demo``
     TP4's confirming ``accept()`` beside RFC 1006's, on loopback, with a
-    timeline and checked outcomes (:mod:`tp4emu.demo`).
+    timeline and checked outcomes (:mod:`tp4emu.cli.demo`).
 ``serve`` / ``connect``
     The access-list echo server and its client, over ``--transport tp4`` or
-    ``tcp`` (:mod:`tp4emu.apps`).
+    ``tcp`` (:mod:`tp4emu.cli.apps`).
 ``decode``
     Decode TPDUs from hex arguments (one datagram per argument), from stdin
     (one datagram per line) or from a capture file (``--pcap``), and print
@@ -30,15 +30,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .wire.describe import (
+from ..wire.describe import (
     DEFAULT_DATA_LIMIT,
     describe,
     describe_error,
     format_error,
     format_tpdu,
 )
-from .wire.errors import TPDUError
-from .wire.tpdu import TPDU, _decode_one, decode
+from ..wire.errors import TPDUError
+from ..wire.tpdu import TPDU, _decode_one, decode
 
 __all__ = ["build_parser", "main"]
 
@@ -239,8 +239,8 @@ def _add_transport_option(p: argparse.ArgumentParser) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
+    from ..wire import DRReason
     from .apps import AccessList, parse_address, parse_tsap, run_server
-    from .wire import DRReason
 
     try:
         listen = parse_address(args.listen)
@@ -447,7 +447,7 @@ def _address(addr: Any) -> str:
 
 
 def _from_pcap(path: str, ports: list[int] | None) -> Iterator[_Datagram]:
-    from .wire.pcap import read_pcap  # lazy: only --pcap needs it
+    from ..capture import read_pcap  # lazy: only --pcap needs it
 
     index = 0
     for rec in read_pcap(path, udp_ports=ports):

@@ -38,7 +38,7 @@ of resources stops the endpoint or makes it hold unbounded state:
   ENOMEM, ENOBUFS) is logged and retried after 0.1 s, as
   ``trio.serve_listeners`` does;
 * an unexpected error while serving one incoming connection is logged
-  (logger ``tp4emu.tcp``), counted ``undecodable`` and closes that connection
+  (logger ``tp4emu.transport.tcp``), counted ``undecodable`` and closes that connection
   only.
 """
 
@@ -57,7 +57,7 @@ from typing import Any
 
 import trio
 
-from .core import (
+from ..core import (
     Config,
     ConnectionRejected,
     ConnectionTimedOut,
@@ -66,7 +66,7 @@ from .core import (
     State,
     Statistics,
 )
-from .wire import (
+from ..wire import (
     CC,
     CR,
     DR,
@@ -81,7 +81,7 @@ from .wire import (
     decode,
     encode,
 )
-from .wire.tpkt import TPKTDecoder, encode_tpkt
+from ..wire.tpkt import TPKTDecoder, encode_tpkt
 
 __all__ = [
     "CLASS0_MAX_TPDU_SIZE",
@@ -805,7 +805,7 @@ async def open_tcp_endpoint(
 ) -> AsyncIterator[TCPEndpoint]:
     """Open an RFC 1006 endpoint listening on TCP *local* (port 0: any free port).
 
-    *pcap*, a :class:`~tp4emu.wire.pcap.PcapWriter`, records every TPDU sent
+    *pcap*, a :class:`~tp4emu.capture.PcapWriter`, records every TPDU sent
     and received (without its TPKT header, as exported PDUs over TCP).
     """
     cfg = config or Config()

@@ -25,11 +25,11 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from .api import Transport, open_endpoint
+from ..api import Transport, open_endpoint
+from ..core import Config, ConnectionRejected, Disconnected
+from ..transport.udp import DatagramSocket, LossyUDPSocket
+from ..wire import AK, CC, CR, DC, DR, DT, EA, ED, ER, TPDU, TPDUError, decode
 from .apps import AccessList
-from .core import Config, ConnectionRejected, Disconnected
-from .udp import DatagramSocket, LossyUDPSocket
-from .wire import AK, CC, CR, DC, DR, DT, EA, ED, ER, TPDU, TPDUError, decode
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -281,7 +281,7 @@ async def run_demo(
     async with AsyncExitStack() as stack:
         pcap: Any = None
         if pcap_path:
-            from .wire.pcap import PcapWriter
+            from ..capture import PcapWriter
 
             pcap = stack.enter_context(PcapWriter(pcap_path))
         for transport in ("tp4", "tcp"):
