@@ -58,7 +58,17 @@ from .events import (
     ReleaseCompleted,
     SendSpaceAvailable,
 )
-from .state import TPDU_INPUTS, TRANSITIONS, USER_INPUTS, Input, State
+from .state import (
+    ENTRY,
+    TIMER_INPUT,
+    TPDU_INPUTS,
+    TRANSITIONS,
+    USER_INPUTS,
+    Input,
+    Rule,
+    State,
+    Timer,
+)
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -71,15 +81,6 @@ Address = Hashable
 _INF = float("inf")
 _HALF_OPEN = frozenset({State.CONFIRMING, State.AKWAIT})
 _MAX_HEADER = 254  # LI is one octet and 255 is reserved
-
-# Names of the per-connection timers, and the input each one produces.
-T1 = "T1"  # CR, CC, DR and DT retransmission
-T_ED = "ED"  # ED retransmission
-T_PROBE = "probe"  # zero-window probe
-T_WINDOW = "W"
-T_INACTIVITY = "I"
-T_CONFIRM = "confirm"
-T_FREEZE = "L"
 
 
 def _option_flags(*, expedited: bool, checksum: bool) -> int:
@@ -209,7 +210,8 @@ class Connection:
         self._ed_received: deque[bytes] = deque()
 
         # timers
-        self._timers: dict[str, float] = {}
+        self._timers: dict[Timer, float] = {}
+        self._posted: deque[tuple[Input, Any]] = deque()
         self._registered = _INF
 
     # ------------------------------------------------------------------ info
@@ -287,8 +289,6 @@ class Connection:
 
         Flow control is the caller's: see :attr:`send_buffer_available`.
         """
-        if self._state is State.CONFIRMING:
-            self._dispatch(Input.CONFIRM, b"", now)
         self._dispatch(Input.SEND, memoryview(bytes(tsdu)), now)
 
     def send_expedited(self, now: float, data: bytes) -> None:
@@ -297,8 +297,6 @@ class Connection:
             raise ValueError(f"expedited data must be 1..{MAX_ED_DATA} octets")
         if not self.expedited_enabled:
             raise LocalProtocolError("expedited data was not negotiated on this connection")
-        if self._state is State.CONFIRMING:
-            self._dispatch(Input.CONFIRM, b"", now)
         self._dispatch(Input.SEND_EXPEDITED, bytes(data), now)
 
     def disconnect(self, now: float, reason: int = DRReason.NORMAL, data: bytes = b"") -> None:
@@ -341,8 +339,16 @@ class Connection:
     # ------------------------------------------------------------ dispatch
 
     def _dispatch(self, inp: Input, arg: Any, now: float) -> None:
-        entry = TRANSITIONS.get((self._state, inp))
-        if entry is None:
+        """Run *inp* through the transition table, then any inputs its action posted."""
+        self._step(inp, arg, now)
+        posted = self._posted
+        while posted:
+            inp, arg = posted.popleft()
+            self._step(inp, arg, now)
+
+    def _step(self, inp: Input, arg: Any, now: float) -> None:
+        rules = TRANSITIONS.get((self._state, inp))
+        if rules is None:
             if inp in TPDU_INPUTS:
                 self._ep.stats.wrong_state += 1
                 if inp is Input.DR:
@@ -350,10 +356,22 @@ class Connection:
                 return
             if inp in USER_INPUTS:
                 raise LocalProtocolError(f"{inp.value} is not allowed in state {self._state.name}")
-            return  # a stale timer
-        next_state, action = entry
-        override = _ACTIONS[action](self, arg, now)
-        self._set_state(override or next_state, now)
+            return  # a stale timer or eviction
+        next_state, action = self._choose(rules, arg)
+        _ACTIONS[action](self, arg, now)
+        if next_state is not self._state:
+            self._enter(next_state, now)
+
+    def _choose(self, rules: tuple[Rule, ...], arg: Any) -> tuple[State, str]:
+        """The first rule whose guard holds (the last one has none: it always does)."""
+        for guard, next_state, action in rules:
+            if guard is None or _GUARDS[guard](self, arg):
+                return next_state, action
+        raise AssertionError("a rule list must end with an unguarded rule")  # pragma: no cover
+
+    def _post(self, inp: Input, arg: Any) -> None:
+        """An action's consequence, run through the table once the transition is done."""
+        self._posted.append((inp, arg))
 
     def receive_tpdu(self, tpdu: TPDU, now: float) -> None:
         """Process one TPDU addressed to this connection (checksum already checked).
@@ -367,61 +385,50 @@ class Connection:
             return
         inp = _INPUT_OF[type(tpdu)]
         if self._state in (State.OPEN, State.AKWAIT):
-            self._set_timer(T_INACTIVITY, now + self._config.inactivity_time)
+            self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
         self._dispatch(inp, tpdu, now)
 
     def handle_timer(self, now: float) -> None:
-        """Run every timer of this connection that expired at *now*."""
-        for key in list(self._timers):
-            deadline = self._timers.get(key)
+        """Run every timer of this connection that expired at *now* (each is an input)."""
+        for timer in list(self._timers):
+            deadline = self._timers.get(timer)
             if deadline is not None and deadline <= now:
-                del self._timers[key]
-                self._on_timer(key, now)
+                del self._timers[timer]
+                self._dispatch(TIMER_INPUT[timer], None, now)
         self._registered = _INF
         self._reschedule()
 
-    def _on_timer(self, key: str, now: float) -> None:
-        n = self._config.max_retransmissions
-        if key == T1:
-            if self._state is State.OPEN:
-                oldest = next(iter(self._unacked.values()), None)
-                if oldest is None:
-                    return
-                give_up = oldest.retries >= n
-            else:
-                # An unvalidated peer's DR is not worth N tries once the
-                # amplification budget cannot pay for another.
-                give_up = self._ctl_retries >= n or (
-                    self._state is State.CLOSING and not self._affordable(len(self._ctl_raw))
-                )
-            self._dispatch(Input.GIVE_UP if give_up else Input.RETRANSMIT, None, now)
-        elif key == T_ED:
-            if self._ed_retries >= n:
-                self._dispatch(Input.GIVE_UP, None, now)
-            elif self._state is State.OPEN:
-                self._retransmit_ed(now)
-        elif key == T_PROBE:
-            if self._state is State.OPEN:
-                self._probe(now)
-        elif key == T_WINDOW:
-            self._dispatch(Input.WINDOW, None, now)
-        elif key == T_INACTIVITY:
-            self._dispatch(Input.INACTIVITY, None, now)
-        elif key == T_CONFIRM:
-            self._dispatch(Input.CONFIRM_TIMEOUT, None, now)
-        elif key == T_FREEZE:
-            self._dispatch(Input.FREEZE_END, None, now)
+    # -------------------------------------------------------------- guards
+
+    def _g_tries_left(self, arg: None) -> bool:
+        return self._ctl_retries < self._config.max_retransmissions
+
+    def _g_dr_worth_resending(self, arg: None) -> bool:
+        return self._g_tries_left(arg) and self._affordable(len(self._ctl_raw))
+
+    def _g_dt_tries_left(self, arg: None) -> bool:
+        oldest = next(iter(self._unacked.values()), None)  # (T1 stops when all is acked)
+        return oldest is None or oldest.retries < self._config.max_retransmissions
+
+    def _g_ed_tries_left(self, arg: None) -> bool:
+        return self._ed_retries < self._config.max_retransmissions
+
+    def _g_cc_unusable(self, cc: CC) -> bool:
+        return self._cc_drop_cause(cc) is not None
+
+    def _g_cc_not_negotiable(self, cc: CC) -> bool:
+        return self._cc_problem(cc) is not None
 
     # -------------------------------------------------------------- timers
 
-    def _set_timer(self, key: str, deadline: float) -> None:
-        self._timers[key] = deadline
+    def _set_timer(self, timer: Timer, deadline: float) -> None:
+        self._timers[timer] = deadline
         if deadline < self._registered:
             self._registered = deadline
             self._ep._schedule(self, deadline)
 
-    def _cancel_timer(self, key: str) -> None:
-        self._timers.pop(key, None)
+    def _cancel_timer(self, timer: Timer) -> None:
+        self._timers.pop(timer, None)
 
     def _reschedule(self) -> None:
         deadline = self.next_deadline
@@ -431,40 +438,45 @@ class Connection:
 
     # --------------------------------------------------------- state entry
 
-    def _set_state(self, new: State, now: float) -> None:
+    def _enter(self, new: State, now: float) -> None:
         old = self._state
-        if old is new:
-            return
         self._state = new
         if old in _HALF_OPEN and new not in _HALF_OPEN:
             self._ep._half_open_changed(self, -1)
         elif new in _HALF_OPEN and old not in _HALF_OPEN:
             self._ep._half_open_changed(self, +1)
-        if new is State.OPEN:
-            self._cancel_timer(T1)
-            self._cancel_timer(T_CONFIRM)
-            self._ctl_retries = 0
-            self._backoff = 1
-            self._set_timer(T_INACTIVITY, now + self._config.inactivity_time)
-            self._set_timer(T_WINDOW, now + self._config.window_time)
-            self._ep.stats.connections_opened += 1
-            self._ep._event(ConnectionEstablished(self))
-            self._pump_ed(now)
-            self._pump(now)
-        elif new is State.CLOSING:
-            self._terminate()
-        elif new is State.REFWAIT:
-            self._timers.clear()
-            self._registered = _INF
-            cfg = self._config
-            # A reference the peer never used needs no long freeze.
-            freeze = cfg.reference_freeze_time if self.validated else cfg.unvalidated_freeze_time
-            self._set_timer(T_FREEZE, now + freeze)
-            self._terminate()
-            self._ep._event(ReleaseCompleted(self))
-        elif new is State.CLOSED:
-            self._timers.clear()
-            self._ep._release(self)
+        entry = ENTRY.get(new)
+        if entry is not None:
+            _ENTRIES[entry](self, now)
+
+    def _e_open(self, now: float) -> None:
+        self._cancel_timer(Timer.RETRANSMIT)
+        self._cancel_timer(Timer.CONFIRM)
+        self._ctl_retries = 0
+        self._backoff = 1
+        self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
+        self._set_timer(Timer.WINDOW, now + self._config.window_time)
+        self._ep.stats.connections_opened += 1
+        self._ep._event(ConnectionEstablished(self))
+        self._pump_ed(now)
+        self._pump(now)
+
+    def _e_closing(self, now: float) -> None:
+        self._terminate()
+
+    def _e_refwait(self, now: float) -> None:
+        self._timers.clear()
+        self._registered = _INF
+        cfg = self._config
+        # A reference the peer never used needs no long freeze.
+        freeze = cfg.reference_freeze_time if self.validated else cfg.unvalidated_freeze_time
+        self._set_timer(Timer.FREEZE, now + freeze)
+        self._terminate()
+        self._ep._event(ReleaseCompleted(self))
+
+    def _e_closed(self, now: float) -> None:
+        self._timers.clear()
+        self._ep._release(self)
 
     def _terminate(self) -> None:
         """No more data on this connection: drop the send side, tell the user once."""
@@ -483,7 +495,7 @@ class Connection:
         self._ed_queue.clear()
         self._ed_out = None
         self._ack_pending = False
-        for key in (T_ED, T_PROBE, T_WINDOW, T_INACTIVITY, T_CONFIRM):
+        for key in (Timer.EXPEDITED, Timer.PROBE, Timer.WINDOW, Timer.INACTIVITY, Timer.CONFIRM):
             self._cancel_timer(key)
         self._ep.stats.connections_closed += 1
         self._ep._event(ConnectionTerminated(self))
@@ -533,7 +545,7 @@ class Connection:
         self._ctl_sent_at = now
         self._backoff = 1
         self._send_raw(raw)
-        self._set_timer(T1, now + retransmit_time)
+        self._set_timer(Timer.RETRANSMIT, now + retransmit_time)
 
     def _resend_control(self, now: float) -> None:
         self._ctl_retries += 1
@@ -541,7 +553,8 @@ class Connection:
         if self._send_raw(self._ctl_raw):
             self._ep.stats.retransmissions += 1
         base = self._config.cr_retransmit_time if self._state is State.WFCC else self._rto
-        self._set_timer(T1, now + min(base * self._backoff, self._config.max_retransmit_time))
+        backed_off = min(base * self._backoff, self._config.max_retransmit_time)
+        self._set_timer(Timer.RETRANSMIT, now + backed_off)
 
     # ------------------------------------------------------- establishment
 
@@ -578,45 +591,63 @@ class Connection:
             message=f"no answer to CR after {self._config.max_retransmissions} retransmissions"
         )
 
-    def _a_cc_received(self, cc: CC, now: float) -> State | None:
+    def _cc_drop_cause(self, cc: CC) -> str | None:
+        """The counter of a CC to drop, or None: without the checksum we require
+        (only a CC selecting the non-use we proposed may omit it), or without
+        the responder's reference."""
         non_use = AdditionalOptions.NON_USE_OF_CHECKSUM
         if cc.checksum_ok is None and (
             self._config.use_checksum or not cc.additional_options & non_use
         ):
-            # Only a CC that selects the non-use we proposed may come without checksum.
-            self._ep.stats.missing_checksum += 1
-            return self._state
+            return "missing_checksum"
         if cc.src_ref == 0:
-            self._ep.stats.invalid_tpdu += 1  # a CC must carry the responder's reference
-            return self._state
-        problem = None
+            return "invalid_tpdu"
+        return None
+
+    def _cc_size(self, cc: CC) -> int:
+        """The TPDU size the CC chose (0xF0 when both sides speak it)."""
         preferred = cc.param(PreferredMaxTpduSize)
         if preferred is not None and self._config.preferred_max_tpdu_size is not None:
-            size = preferred.size
-        else:
-            size = cc.tpdu_size or 128
+            return preferred.size
+        return cc.tpdu_size or 128
+
+    def _cc_problem(self, cc: CC) -> str | None:
+        """Why the CC's choices cannot be accepted, or None."""
+        size = self._cc_size(cc)
         if cc.protocol_class != 4:
-            problem = f"peer chose class {cc.protocol_class}"
-        elif size > self._proposed_size or size < 128 or size % 128:
-            problem = f"peer chose TPDU size {size} above the {self._proposed_size} proposed"
-        elif cc.extended and not self._proposed_extended:
-            problem = "peer chose the extended format, which was not proposed"
-        elif len(cc.data) > MAX_CR_CC_DATA:
-            problem = "CC user data too long"
+            return f"peer chose class {cc.protocol_class}"
+        if size > self._proposed_size or size < 128 or size % 128:
+            return f"peer chose TPDU size {size} above the {self._proposed_size} proposed"
+        if cc.extended and not self._proposed_extended:
+            return "peer chose the extended format, which was not proposed"
+        if len(cc.data) > MAX_CR_CC_DATA:
+            return "CC user data too long"
+        return None
+
+    def _a_drop_cc(self, cc: CC, now: float) -> None:
+        cause = self._cc_drop_cause(cc)
+        assert cause is not None  # the guard said so
+        stats = self._ep.stats
+        setattr(stats, cause, getattr(stats, cause) + 1)
+
+    def _a_refuse_cc(self, cc: CC, now: float) -> None:
         self.remote_ref = cc.src_ref
-        if problem is not None:
-            self.error = Disconnected(
-                DRReason.NEGOTIATION_FAILED, by_peer=False, message=f"negotiation failed: {problem}"
-            )
-            self._send_control(
-                self._encode(DR(cc.src_ref, self.local_ref, DRReason.NEGOTIATION_FAILED)),
-                now,
-                self._rto,
-            )
-            return State.CLOSING
+        self.error = Disconnected(
+            DRReason.NEGOTIATION_FAILED,
+            by_peer=False,
+            message=f"negotiation failed: {self._cc_problem(cc)}",
+        )
+        self._send_control(
+            self._encode(DR(cc.src_ref, self.local_ref, DRReason.NEGOTIATION_FAILED)),
+            now,
+            self._rto,
+        )
+
+    def _a_cc_received(self, cc: CC, now: float) -> None:
+        self.remote_ref = cc.src_ref
         # No RTT sample from CR -> CC: it includes the responder's deferred
         # confirmation, which may last as long as its user likes.
-        self.tpdu_size = size
+        self.tpdu_size = self._cc_size(cc)
         self._set_format(cc.extended)
         opts = cc.additional_options
         self.checksum = self._config.use_checksum or not (
@@ -629,7 +660,6 @@ class Connection:
         self._snd_uwe = cc.credit
         self._ak_seen = (0, 0, cc.credit)
         self._send_ak(now)  # the third message of the class 4 handshake
-        return None
 
     def _a_refused(self, dr: DR, now: float) -> None:
         self.error = ConnectionRejected(dr.reason, dr.data)
@@ -690,7 +720,7 @@ class Connection:
         """Record the CR's proposal; nothing is sent until the user answers."""
         if not self._cc_params:
             self.negotiate(cr)
-        self._set_timer(T_CONFIRM, now + self._config.confirm_timeout)
+        self._set_timer(Timer.CONFIRM, now + self._config.confirm_timeout)
 
     def _a_duplicate_cr(self, cr: CR, now: float) -> None:
         self._ep.stats.duplicate_cr += 1
@@ -707,7 +737,7 @@ class Connection:
         )
         raw = self._encode(cc, checksum=True)  # fits: checked by negotiate()
         self.confirm_data = data
-        self._cancel_timer(T_CONFIRM)
+        self._cancel_timer(Timer.CONFIRM)
         self._adv_credit = cc.credit
         self._adv_uwe = cc.credit
         self._send_control(raw, now, self._rto)
@@ -720,29 +750,19 @@ class Connection:
         self._a_send_cc(b"", now)
         self._a_queue_expedited(data, now)
 
-    def _a_resend_cc(self, arg: CR | None, now: float) -> None:
-        if arg is not None:
-            # A duplicate CR: our CC was lost or is late. Answer at once, without
-            # spending one of the N tries or backing off: the peer is alive.
-            self._ep.stats.duplicate_cr += 1
-            self._send_raw(self._ctl_raw)
-            return
+    def _a_answer_duplicate_cr(self, cr: CR, now: float) -> None:
+        # Our CC was lost or is late. Answer at once, without spending one of
+        # the N tries or backing off: the peer is alive.
+        self._ep.stats.duplicate_cr += 1
+        self._send_raw(self._ctl_raw)
+
+    def _a_resend_cc(self, arg: None, now: float) -> None:
         self._resend_control(now)
 
-    def _a_open_then_ak(self, ak: AK, now: float) -> None:
+    def _a_complete_handshake(self, tpdu: AK | DT | ED, now: float) -> None:
+        """The third message: OPEN now; the TPDU itself is handled again there."""
         self._rtt_sample_control(now)
-        self._set_state(State.OPEN, now)
-        self._a_ak_received(ak, now)
-
-    def _a_open_then_dt(self, dt: DT, now: float) -> None:
-        self._rtt_sample_control(now)
-        self._set_state(State.OPEN, now)
-        self._a_dt_received(dt, now)
-
-    def _a_open_then_ed(self, ed: ED, now: float) -> None:
-        self._rtt_sample_control(now)
-        self._set_state(State.OPEN, now)
-        self._a_ed_received(ed, now)
+        self._post(_INPUT_OF[type(tpdu)], tpdu)
 
     def _rtt_sample_control(self, now: float) -> None:
         if self._ctl_retries == 0:
@@ -782,9 +802,6 @@ class Connection:
         self._send_raw(
             self._encode(DR(self.remote_ref, self.local_ref, DRReason.CONGESTION), checksum=True)
         )
-
-    def _a_peer_gave_up(self, dr: DR, now: float) -> None:
-        self._a_peer_disconnected(dr, now)
 
     def _a_nothing(self, arg: Any, now: float) -> None:
         pass
@@ -874,13 +891,13 @@ class Connection:
             else:
                 self._ep._send(raw, self.peer)
             sent_any = True
-        if sent_any and T1 not in self._timers:
-            self._set_timer(T1, now + self.rto)
+        if sent_any and Timer.RETRANSMIT not in self._timers:
+            self._set_timer(Timer.RETRANSMIT, now + self.rto)
         if queue and not unacked and self._snd_nxt >= self._snd_uwe:
-            if T_PROBE not in self._timers:
-                self._set_timer(T_PROBE, now + self.rto)
+            if Timer.PROBE not in self._timers:
+                self._set_timer(Timer.PROBE, now + self.rto)
         else:
-            self._cancel_timer(T_PROBE)
+            self._cancel_timer(Timer.PROBE)
 
     def _a_retransmit(self, arg: None, now: float) -> None:
         oldest_seq = self._snd_una
@@ -890,7 +907,7 @@ class Connection:
         self._backoff = min(self._backoff * 2, 1 << 10)
         self._recover = self._snd_nxt
         self._resend_dt(sent, now)
-        self._set_timer(T1, now + self.rto)
+        self._set_timer(Timer.RETRANSMIT, now + self.rto)
 
     def _resend_dt(self, sent: _Sent, now: float) -> None:
         sent.retries += 1  # also marks it: no RTT sample from it (Karn)
@@ -937,14 +954,14 @@ class Connection:
             self._backoff = 1
             self._dupacks = 0
             if unacked:
-                self._set_timer(T1, now + self.rto)
+                self._set_timer(Timer.RETRANSMIT, now + self.rto)
                 if seq < self._recover:
                     # partial acknowledgement after a loss: the next hole too
                     nxt = unacked.get(seq)
                     if nxt is not None:
                         self._resend_dt(nxt, now)
             else:
-                self._cancel_timer(T1)
+                self._cancel_timer(Timer.RETRANSMIT)
             self._ep._event(SendSpaceAvailable(self))
         elif duplicate and self._unacked:
             self._dupacks += 1
@@ -968,7 +985,7 @@ class Connection:
         if theirs != ours:
             self._want_ack()
 
-    def _probe(self, now: float) -> None:
+    def _a_probe(self, arg: None, now: float) -> None:
         """Zero window with data waiting: ask the peer to confirm its window (AK + FCC)."""
         if not self._send_tsdus or self._snd_nxt < self._snd_uwe:
             return
@@ -976,7 +993,7 @@ class Connection:
         self._fcc_pending = FlowControlConfirmation(nr, subseq, credit)
         self._send_ak(now)
         self._backoff = min(self._backoff * 2, 1 << 10)
-        self._set_timer(T_PROBE, now + self.rto)
+        self._set_timer(Timer.PROBE, now + self.rto)
 
     # ----------------------------------------------------------- receiving
 
@@ -1023,14 +1040,14 @@ class Connection:
         self._adv_uwe = max(self._adv_uwe, nr + credit)
         self._ack_pending = False
         if self._state is State.OPEN:
-            self._set_timer(T_WINDOW, now + self._config.window_time)
+            self._set_timer(Timer.WINDOW, now + self._config.window_time)
         ak = AK(self.remote_ref, nr % self._mod, credit, self.extended, tuple(params))
         return self._encode(ak)
 
     def _a_window_timer(self, arg: None, now: float) -> None:
         self._send_ak(now)
 
-    def _a_dt_received(self, dt: DT, now: float) -> State | None:
+    def _a_dt_received(self, dt: DT, now: float) -> None:
         stats = self._ep.stats
         if dt.extended != self.extended:
             stats.invalid_tpdu += 1
@@ -1071,12 +1088,13 @@ class Connection:
             self._accept_dt(nxt)  # (already held)
         self._want_ack()
         if self._reasm_len > self._config.max_tsdu_size:
-            self.error = Disconnected(
-                DRReason.PROTOCOL_ERROR, by_peer=False, message="TSDU larger than max_tsdu_size"
-            )
-            self._a_disconnect((DRReason.PROTOCOL_ERROR, b""), now)
-            return State.CLOSING
-        return None
+            self._post(Input.TSDU_TOO_LARGE, None)
+
+    def _a_tsdu_too_large(self, arg: None, now: float) -> None:
+        self.error = Disconnected(
+            DRReason.PROTOCOL_ERROR, by_peer=False, message="TSDU larger than max_tsdu_size"
+        )
+        self._a_disconnect((DRReason.PROTOCOL_ERROR, b""), now)
 
     def _accept_dt(self, dt: DT) -> None:
         self._rcv_nxt += 1
@@ -1109,16 +1127,18 @@ class Connection:
         self._ed_out = (nr, raw)
         self._ed_retries = 0
         self._send_raw(raw)
-        self._set_timer(T_ED, now + self.rto)
+        self._set_timer(Timer.EXPEDITED, now + self.rto)
 
-    def _retransmit_ed(self, now: float) -> None:
+    def _a_retransmit_ed(self, arg: None, now: float) -> None:
         if self._ed_out is None:
             return
         self._ed_retries += 1
         self._ep.stats.retransmissions += 1
         self._send_raw(self._ed_out[1])
         backoff = 1 << min(self._ed_retries, 10)
-        self._set_timer(T_ED, now + min(self._rto * backoff, self._config.max_retransmit_time))
+        self._set_timer(
+            Timer.EXPEDITED, now + min(self._rto * backoff, self._config.max_retransmit_time)
+        )
 
     def _a_ed_received(self, ed: ED, now: float) -> None:
         if ed.extended != self.extended or not self.expedited_enabled:
@@ -1150,7 +1170,7 @@ class Connection:
             self._ep.stats.invalid_tpdu += 1
             return
         self._ed_out = None
-        self._cancel_timer(T_ED)
+        self._cancel_timer(Timer.EXPEDITED)
         self._ep._event(SendSpaceAvailable(self))
         self._pump_ed(now)
         self._pump(now)
@@ -1184,6 +1204,17 @@ _INPUT_OF: dict[type, Input] = {
     ER: Input.ER,
 }
 
-_ACTIONS: dict[str, Callable[[Connection, Any, float], State | None]] = {
-    action: getattr(Connection, "_a_" + action) for _, action in TRANSITIONS.values()
+_ACTIONS: dict[str, Callable[[Connection, Any, float], None]] = {
+    action: getattr(Connection, "_a_" + action)
+    for rules in TRANSITIONS.values()
+    for _, _, action in rules
+}
+_GUARDS: dict[str, Callable[[Connection, Any], bool]] = {
+    guard: getattr(Connection, "_g_" + guard)
+    for rules in TRANSITIONS.values()
+    for guard, _, _ in rules
+    if guard is not None
+}
+_ENTRIES: dict[str, Callable[[Connection, float], None]] = {
+    name: getattr(Connection, "_e_" + name) for name in ENTRY.values()
 }

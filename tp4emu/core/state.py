@@ -1,4 +1,4 @@
-"""Connection states and the one transition table of the class 4 engine.
+"""Connection states, inputs, timers and the one transition table of the class 4 engine.
 
 Rules (the table below is the only place transitions are decided):
 
@@ -7,17 +7,22 @@ Rules (the table below is the only place transitions are decided):
    nothing has been sent), AKWAIT (CC sent, waiting for the initiator's AK, DT
    or ED: class 4's three-way handshake), OPEN, CLOSING (DR sent, waiting for
    DC or DR), REFWAIT (the reference is frozen for time L).
-2. An input is a received TPDU (its type), a user request, a timer
-   expiring, or the endpoint's admission control (``EVICT``: a newer CR needs
-   the slot of this connection, whose peer never proved it receives our
-   TPDUs). ``RETRANSMIT`` means T1 expired with tries left, ``GIVE_UP`` that
-   the N-th retransmission went unanswered, or that an unvalidated peer's
-   amplification budget cannot pay for another DR.
-3. ``TRANSITIONS[(state, input)] = (next_state, action)``: the connection runs
-   the action (a method ``_a_<action>`` of
-   :class:`~tp4emu.core.connection.Connection`), then enters ``next_state``.
-   An action may refuse the input (e.g. a CC whose negotiation fails); it
-   then returns the state to enter instead.
+2. An input is a received TPDU (its type), a user request, a timer expiring
+   (each :class:`Timer` produces one input, see ``TIMER_INPUT``), the
+   endpoint's admission control (``EVICT``: a newer CR needs the slot of this
+   connection, whose peer never proved it receives our TPDUs), or an internal
+   input that an action posts (``TSDU_TOO_LARGE``).
+3. ``TRANSITIONS[(state, input)]`` is a tuple of rules ``(guard, next_state,
+   action)``. The first rule whose guard holds is taken (``None`` always
+   holds): the connection runs the action (a method ``_a_<action>`` of
+   :class:`~tp4emu.core.connection.Connection`), then enters ``next_state``,
+   running that state's entry action (``ENTRY``, a method ``_e_<name>``) when
+   the state changes. A guard is a named predicate (a method ``_g_<guard>``)
+   of the connection and the input; guards decide (retransmit or give up, a
+   CC usable or not), actions only act. Actions never choose the next state;
+   an action may post internal inputs, which run through the table after the
+   transition is complete (e.g. the AK that completes the handshake in AKWAIT
+   is handled again in OPEN).
 4. A received TPDU with no entry for the current state is dropped and counted
    (``wrong_state``): ISO 8073 lets class 4 ignore TPDUs that make no sense
    in a state, the peer's retransmissions recover. A DR in any state not in the
@@ -34,12 +39,17 @@ import enum
 
 __all__ = [
     "ENDPOINT_INPUTS",
+    "ENTRY",
+    "INTERNAL_INPUTS",
+    "TIMER_INPUT",
     "TIMER_INPUTS",
     "TPDU_INPUTS",
     "TRANSITIONS",
     "USER_INPUTS",
     "Input",
+    "Rule",
     "State",
+    "Timer",
     "mermaid",
     "table_markdown",
 ]
@@ -76,15 +86,37 @@ class Input(enum.Enum):
     SEND = "send"
     SEND_EXPEDITED = "send_expedited"
     DISCONNECT = "disconnect"
-    # timers
-    RETRANSMIT = "T1"
-    GIVE_UP = "T1 after N"
+    # timers (see Timer and TIMER_INPUT)
+    T1 = "T1"
+    ED_T1 = "T1 (ED)"
+    PROBE = "probe"
     WINDOW = "W"
     INACTIVITY = "I"
     CONFIRM_TIMEOUT = "confirm timeout"
     FREEZE_END = "L"
     # endpoint (admission control)
     EVICT = "evict"
+    # internal: posted by an action
+    TSDU_TOO_LARGE = "TSDU too large"
+
+
+class Timer(enum.Enum):
+    """The timers of one connection: one deadline each, in one table."""
+
+    RETRANSMIT = "T1"
+    """CR, CC, DR and DT retransmission."""
+    EXPEDITED = "T1 (ED)"
+    """Retransmission of the outstanding ED."""
+    PROBE = "probe"
+    """Zero-window probe while data waits for credit."""
+    WINDOW = "W"
+    """Re-send the AK of an idle connection."""
+    INACTIVITY = "I"
+    """Nothing received for this long: release."""
+    CONFIRM = "confirm"
+    """A CONFIRMING connection the user neither confirmed nor rejected."""
+    FREEZE = "L"
+    """End of the reference's freeze (REFWAIT)."""
 
 
 TPDU_INPUTS = frozenset(
@@ -93,86 +125,121 @@ TPDU_INPUTS = frozenset(
 USER_INPUTS = frozenset(
     {Input.CONNECT, Input.CONFIRM, Input.SEND, Input.SEND_EXPEDITED, Input.DISCONNECT}
 )
-TIMER_INPUTS = frozenset(
-    {
-        Input.RETRANSMIT,
-        Input.GIVE_UP,
-        Input.WINDOW,
-        Input.INACTIVITY,
-        Input.CONFIRM_TIMEOUT,
-        Input.FREEZE_END,
-    }
-)
-
+TIMER_INPUT: dict[Timer, Input] = {
+    Timer.RETRANSMIT: Input.T1,
+    Timer.EXPEDITED: Input.ED_T1,
+    Timer.PROBE: Input.PROBE,
+    Timer.WINDOW: Input.WINDOW,
+    Timer.INACTIVITY: Input.INACTIVITY,
+    Timer.CONFIRM: Input.CONFIRM_TIMEOUT,
+    Timer.FREEZE: Input.FREEZE_END,
+}
+"""The input each timer's expiry produces."""
+TIMER_INPUTS = frozenset(TIMER_INPUT.values())
 ENDPOINT_INPUTS = frozenset({Input.EVICT})
+INTERNAL_INPUTS = frozenset({Input.TSDU_TOO_LARGE})
 
 S = State
 I = Input  # noqa: E741
 
-TRANSITIONS: dict[tuple[State, Input], tuple[State, str]] = {
+Rule = tuple[str | None, State, str]
+"""``(guard, next_state, action)``: see rule 3."""
+
+TRANSITIONS: dict[tuple[State, Input], tuple[Rule, ...]] = {
     # --- initiator: establishment --------------------------------------
-    (S.CLOSED, I.CONNECT): (S.WFCC, "send_cr"),
-    (S.WFCC, I.RETRANSMIT): (S.WFCC, "resend_cr"),
-    (S.WFCC, I.GIVE_UP): (S.REFWAIT, "connect_timed_out"),
-    (S.WFCC, I.CC): (S.OPEN, "cc_received"),
-    (S.WFCC, I.DR): (S.REFWAIT, "refused"),
-    (S.WFCC, I.ER): (S.REFWAIT, "refused_by_er"),
-    (S.WFCC, I.DISCONNECT): (S.REFWAIT, "abandon_connect"),
-    (S.WFCC, I.SEND): (S.WFCC, "queue_data"),
+    (S.CLOSED, I.CONNECT): ((None, S.WFCC, "send_cr"),),
+    (S.WFCC, I.T1): (
+        ("tries_left", S.WFCC, "resend_cr"),
+        (None, S.REFWAIT, "connect_timed_out"),
+    ),
+    (S.WFCC, I.CC): (
+        ("cc_unusable", S.WFCC, "drop_cc"),
+        ("cc_not_negotiable", S.CLOSING, "refuse_cc"),
+        (None, S.OPEN, "cc_received"),
+    ),
+    (S.WFCC, I.DR): ((None, S.REFWAIT, "refused"),),
+    (S.WFCC, I.ER): ((None, S.REFWAIT, "refused_by_er"),),
+    (S.WFCC, I.DISCONNECT): ((None, S.REFWAIT, "abandon_connect"),),
+    (S.WFCC, I.SEND): ((None, S.WFCC, "queue_data"),),
     # --- responder: deferred confirmation ------------------------------
-    (S.CLOSED, I.CR): (S.CONFIRMING, "cr_received"),
-    (S.CONFIRMING, I.CR): (S.CONFIRMING, "duplicate_cr"),
-    (S.CONFIRMING, I.CONFIRM): (S.AKWAIT, "send_cc"),
-    (S.CONFIRMING, I.SEND): (S.AKWAIT, "confirm_and_queue"),
-    (S.CONFIRMING, I.SEND_EXPEDITED): (S.AKWAIT, "confirm_and_queue_expedited"),
-    (S.CONFIRMING, I.DISCONNECT): (S.CLOSING, "reject"),
-    (S.CONFIRMING, I.CONFIRM_TIMEOUT): (S.CLOSING, "reject_unanswered"),
-    (S.CONFIRMING, I.DR): (S.REFWAIT, "peer_gave_up"),
-    (S.CONFIRMING, I.EVICT): (S.REFWAIT, "evict"),
-    (S.AKWAIT, I.CR): (S.AKWAIT, "resend_cc"),
-    (S.AKWAIT, I.RETRANSMIT): (S.AKWAIT, "resend_cc"),
-    (S.AKWAIT, I.GIVE_UP): (S.CLOSING, "give_up"),
-    (S.AKWAIT, I.AK): (S.OPEN, "open_then_ak"),
-    (S.AKWAIT, I.DT): (S.OPEN, "open_then_dt"),
-    (S.AKWAIT, I.ED): (S.OPEN, "open_then_ed"),
-    (S.AKWAIT, I.DR): (S.REFWAIT, "peer_disconnected"),
-    (S.AKWAIT, I.ER): (S.CLOSING, "protocol_error"),
-    (S.AKWAIT, I.SEND): (S.AKWAIT, "queue_data"),
-    (S.AKWAIT, I.SEND_EXPEDITED): (S.AKWAIT, "queue_expedited"),
-    (S.AKWAIT, I.CONFIRM): (S.AKWAIT, "nothing"),
-    (S.AKWAIT, I.DISCONNECT): (S.CLOSING, "disconnect"),
-    (S.AKWAIT, I.INACTIVITY): (S.CLOSING, "inactive"),
-    (S.AKWAIT, I.EVICT): (S.REFWAIT, "evict"),
+    (S.CLOSED, I.CR): ((None, S.CONFIRMING, "cr_received"),),
+    (S.CONFIRMING, I.CR): ((None, S.CONFIRMING, "duplicate_cr"),),
+    (S.CONFIRMING, I.CONFIRM): ((None, S.AKWAIT, "send_cc"),),
+    (S.CONFIRMING, I.SEND): ((None, S.AKWAIT, "confirm_and_queue"),),
+    (S.CONFIRMING, I.SEND_EXPEDITED): ((None, S.AKWAIT, "confirm_and_queue_expedited"),),
+    (S.CONFIRMING, I.DISCONNECT): ((None, S.CLOSING, "reject"),),
+    (S.CONFIRMING, I.CONFIRM_TIMEOUT): ((None, S.CLOSING, "reject_unanswered"),),
+    (S.CONFIRMING, I.DR): ((None, S.REFWAIT, "peer_disconnected"),),
+    (S.CONFIRMING, I.EVICT): ((None, S.REFWAIT, "evict"),),
+    (S.AKWAIT, I.CR): ((None, S.AKWAIT, "answer_duplicate_cr"),),
+    (S.AKWAIT, I.T1): (
+        ("tries_left", S.AKWAIT, "resend_cc"),
+        (None, S.CLOSING, "give_up"),
+    ),
+    (S.AKWAIT, I.AK): ((None, S.OPEN, "complete_handshake"),),
+    (S.AKWAIT, I.DT): ((None, S.OPEN, "complete_handshake"),),
+    (S.AKWAIT, I.ED): ((None, S.OPEN, "complete_handshake"),),
+    (S.AKWAIT, I.DR): ((None, S.REFWAIT, "peer_disconnected"),),
+    (S.AKWAIT, I.ER): ((None, S.CLOSING, "protocol_error"),),
+    (S.AKWAIT, I.SEND): ((None, S.AKWAIT, "queue_data"),),
+    (S.AKWAIT, I.SEND_EXPEDITED): ((None, S.AKWAIT, "queue_expedited"),),
+    (S.AKWAIT, I.CONFIRM): ((None, S.AKWAIT, "nothing"),),
+    (S.AKWAIT, I.DISCONNECT): ((None, S.CLOSING, "disconnect"),),
+    (S.AKWAIT, I.INACTIVITY): ((None, S.CLOSING, "inactive"),),
+    (S.AKWAIT, I.EVICT): ((None, S.REFWAIT, "evict"),),
     # --- data transfer ----------------------------------------------------
-    (S.OPEN, I.DT): (S.OPEN, "dt_received"),
-    (S.OPEN, I.AK): (S.OPEN, "ak_received"),
-    (S.OPEN, I.ED): (S.OPEN, "ed_received"),
-    (S.OPEN, I.EA): (S.OPEN, "ea_received"),
-    (S.OPEN, I.CC): (S.OPEN, "duplicate_cc"),
-    (S.OPEN, I.SEND): (S.OPEN, "queue_data"),
-    (S.OPEN, I.SEND_EXPEDITED): (S.OPEN, "queue_expedited"),
-    (S.OPEN, I.CONFIRM): (S.OPEN, "nothing"),
-    (S.OPEN, I.RETRANSMIT): (S.OPEN, "retransmit"),
-    (S.OPEN, I.GIVE_UP): (S.CLOSING, "give_up"),
-    (S.OPEN, I.WINDOW): (S.OPEN, "window_timer"),
-    (S.OPEN, I.INACTIVITY): (S.CLOSING, "inactive"),
-    (S.OPEN, I.ER): (S.CLOSING, "protocol_error"),
+    (S.OPEN, I.DT): ((None, S.OPEN, "dt_received"),),
+    (S.OPEN, I.TSDU_TOO_LARGE): ((None, S.CLOSING, "tsdu_too_large"),),
+    (S.OPEN, I.AK): ((None, S.OPEN, "ak_received"),),
+    (S.OPEN, I.ED): ((None, S.OPEN, "ed_received"),),
+    (S.OPEN, I.EA): ((None, S.OPEN, "ea_received"),),
+    (S.OPEN, I.CC): ((None, S.OPEN, "duplicate_cc"),),
+    (S.OPEN, I.SEND): ((None, S.OPEN, "queue_data"),),
+    (S.OPEN, I.SEND_EXPEDITED): ((None, S.OPEN, "queue_expedited"),),
+    (S.OPEN, I.CONFIRM): ((None, S.OPEN, "nothing"),),
+    (S.OPEN, I.T1): (
+        ("dt_tries_left", S.OPEN, "retransmit"),
+        (None, S.CLOSING, "give_up"),
+    ),
+    (S.OPEN, I.ED_T1): (
+        ("ed_tries_left", S.OPEN, "retransmit_ed"),
+        (None, S.CLOSING, "give_up"),
+    ),
+    (S.OPEN, I.PROBE): ((None, S.OPEN, "probe"),),
+    (S.OPEN, I.WINDOW): ((None, S.OPEN, "window_timer"),),
+    (S.OPEN, I.INACTIVITY): ((None, S.CLOSING, "inactive"),),
+    (S.OPEN, I.ER): ((None, S.CLOSING, "protocol_error"),),
     # --- release -------------------------------------------------------------
-    (S.OPEN, I.DR): (S.REFWAIT, "peer_disconnected"),
-    (S.OPEN, I.DISCONNECT): (S.CLOSING, "disconnect"),
-    (S.CLOSING, I.RETRANSMIT): (S.CLOSING, "resend_dr"),
-    (S.CLOSING, I.GIVE_UP): (S.REFWAIT, "freeze"),
-    (S.CLOSING, I.DR): (S.REFWAIT, "freeze"),  # DRs crossed: no DC (netiso, NBS 27)
-    (S.CLOSING, I.ER): (S.REFWAIT, "freeze"),
-    (S.CLOSING, I.DC): (S.REFWAIT, "freeze"),
-    (S.CLOSING, I.DISCONNECT): (S.CLOSING, "nothing"),
-    (S.CLOSING, I.EVICT): (S.REFWAIT, "freeze"),  # our DR went out once: enough
-    (S.REFWAIT, I.DR): (S.REFWAIT, "send_dc"),
-    (S.REFWAIT, I.CC): (S.REFWAIT, "cc_after_abandon"),
-    (S.REFWAIT, I.DISCONNECT): (S.REFWAIT, "nothing"),
-    (S.REFWAIT, I.FREEZE_END): (S.CLOSED, "release_reference"),
+    (S.OPEN, I.DR): ((None, S.REFWAIT, "peer_disconnected"),),
+    (S.OPEN, I.DISCONNECT): ((None, S.CLOSING, "disconnect"),),
+    (S.CLOSING, I.T1): (
+        # an unvalidated peer's DR is not worth N tries once the
+        # amplification budget cannot pay for another
+        ("dr_worth_resending", S.CLOSING, "resend_dr"),
+        (None, S.REFWAIT, "freeze"),
+    ),
+    (S.CLOSING, I.DR): ((None, S.REFWAIT, "freeze"),),  # DRs crossed: no DC (netiso, NBS 27)
+    (S.CLOSING, I.ER): ((None, S.REFWAIT, "freeze"),),
+    (S.CLOSING, I.DC): ((None, S.REFWAIT, "freeze"),),
+    (S.CLOSING, I.DISCONNECT): ((None, S.CLOSING, "nothing"),),
+    (S.CLOSING, I.EVICT): ((None, S.REFWAIT, "freeze"),),  # our DR went out once: enough
+    (S.REFWAIT, I.DR): ((None, S.REFWAIT, "send_dc"),),
+    (S.REFWAIT, I.CC): ((None, S.REFWAIT, "cc_after_abandon"),),
+    (S.REFWAIT, I.DISCONNECT): ((None, S.REFWAIT, "nothing"),),
+    (S.REFWAIT, I.FREEZE_END): ((None, S.CLOSED, "release_reference"),),
 }
-"""``(state, input) -> (next state, action)``; see the rules above."""
+"""``(state, input) -> ((guard, next state, action), ...)``; see the rules above."""
+
+ENTRY: dict[State, str] = {
+    S.OPEN: "open",
+    S.CLOSING: "closing",
+    S.REFWAIT: "refwait",
+    S.CLOSED: "closed",
+}
+"""Entry actions (``_e_<name>``), run when a transition changes the state:
+OPEN starts W and I and sends what waited; CLOSING and REFWAIT end the data
+service (the user is told once); REFWAIT arms L (shorter for a peer never
+validated); CLOSED frees the reference."""
 
 
 def mermaid() -> str:
@@ -182,9 +249,11 @@ def mermaid() -> str:
     drawing readable (the table itself lists them).
     """
     edges: dict[tuple[State, State], list[str]] = {}
-    for (src, inp), (dst, _action) in TRANSITIONS.items():
-        if src is not dst:
-            edges.setdefault((src, dst), []).append(inp.value)
+    for (src, inp), rules in TRANSITIONS.items():
+        for guard, dst, _action in rules:
+            if src is not dst:
+                label = f"{inp.value} [{guard}]" if guard else inp.value
+                edges.setdefault((src, dst), []).append(label)
     lines = ["stateDiagram-v2", "    [*] --> CLOSED"]
     for (src, dst), inputs in edges.items():
         lines.append(f"    {src.name} --> {dst.name}: {', '.join(inputs)}")
@@ -194,7 +263,9 @@ def mermaid() -> str:
 
 def table_markdown() -> str:
     """The transition table as a Markdown table (for the docs)."""
-    rows = ["| state | input | next state | action |", "|---|---|---|---|"]
-    for (src, inp), (dst, action) in TRANSITIONS.items():
-        rows.append(f"| {src.name} | {inp.value} | {dst.name} | `{action}` |")
+    rows = ["| state | input | guard | next state | action |", "|---|---|---|---|---|"]
+    for (src, inp), rules in TRANSITIONS.items():
+        for guard, dst, action in rules:
+            shown = f"`{guard}`" if guard else ("otherwise" if len(rules) > 1 else "")
+            rows.append(f"| {src.name} | {inp.value} | {shown} | {dst.name} | `{action}` |")
     return "\n".join(rows) + "\n"
