@@ -382,7 +382,7 @@ def test_receive_budget_withholds_credit_from_the_connection_over_its_share() ->
     # a sends partial TSDUs (no EOT) until the endpoint holds more than the budget
     for nr in range(5):
         s.send(DT(a.local_ref, nr, False, data), addr=pa)
-    assert s.endpoint._held == 5000
+    assert s.endpoint._budget.held == 5000
     aks = [t for e in s.take() for t in e.tpdus if isinstance(t, AK)]
     assert aks[-1].credit == 0 and aks[-1].nr == 5
     assert s.endpoint.stats.credit_withheld >= 1
@@ -405,9 +405,9 @@ def test_receive_budget_is_freed_when_a_connection_ends() -> None:
     (a, _b), (pa, _pb) = _two_open(s)
     for nr in range(5):
         s.send(DT(a.local_ref, nr, False, bytes(1000)), addr=pa)
-    assert s.endpoint._held == 5000
+    assert s.endpoint._budget.held == 5000
     s.send(DR(a.local_ref, 0x0101, DRReason.NORMAL), addr=pa)
-    assert s.endpoint._held == 0  # the partial TSDU will never complete
+    assert s.endpoint._budget.held == 0  # the partial TSDU will never complete
 
 
 def test_endpoint_default_budget_exceeds_max_tsdu_size() -> None:

@@ -15,7 +15,7 @@ import enum
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..wire import (
     AK,
@@ -42,6 +42,7 @@ from ..wire import (
     encode_one,
 )
 from ..wire.params import encode_param_value
+from .budget import ReceiveBudget
 from .config import Config
 from .errors import (
     ConnectionRejected,
@@ -51,12 +52,17 @@ from .errors import (
     TP4Error,
 )
 from .events import (
+    AckWanted,
     ConnectionEstablished,
     ConnectionTerminated,
     DataReceived,
+    EndpointEvent,
     ExpeditedReceived,
     ReleaseCompleted,
     SendSpaceAvailable,
+    StateChanged,
+    TimerArmed,
+    Transmit,
 )
 from .state import (
     ENTRY,
@@ -69,9 +75,7 @@ from .state import (
     State,
     Timer,
 )
-
-if TYPE_CHECKING:
-    from .endpoint import Endpoint
+from .stats import Statistics
 
 __all__ = ["Address", "Connection", "Role"]
 
@@ -79,7 +83,6 @@ Address = Hashable
 """A network address as the driver knows it, e.g. ``("127.0.0.1", 10200)``."""
 
 _INF = float("inf")
-_HALF_OPEN = frozenset({State.CONFIRMING, State.AKWAIT})
 _MAX_HEADER = 254  # LI is one octet and 255 is reserved
 
 
@@ -112,17 +115,29 @@ class Connection:
 
     User requests (``confirm``, ``send``, ``send_expedited``, ``disconnect``)
     take ``now``; reads (``receive``, ``receive_expedited``) do not need it.
+
+    A connection holds no pointer to its endpoint: what it needs done (a
+    datagram sent, a deadline kept, an AK batched, a change of state noted)
+    and what the user must hear it queues on *outbox* as
+    :data:`~tp4emu.core.events.EndpointEvent` objects, which the endpoint
+    carries out. It shares only the endpoint's counters (*stats*) and its
+    receive budget (*budget*).
     """
 
     def __init__(
         self,
-        endpoint: Endpoint,
         local_ref: int,
         peer: Address,
         role: Role,
         config: Config,
+        *,
+        stats: Statistics,
+        budget: ReceiveBudget,
+        outbox: deque[EndpointEvent],
     ) -> None:
-        self._ep = endpoint
+        self._stats = stats
+        self._budget = budget
+        self._outbox = outbox  # what we ask of the endpoint, and the user events
         self._config = config
         self.local_ref = local_ref
         """Our reference (SRC-REF of what we send)."""
@@ -275,6 +290,17 @@ class Connection:
 
     # ------------------------------------------------------------ user calls
 
+    def connect(
+        self,
+        now: float,
+        *,
+        called_tsap: bytes | None = None,
+        calling_tsap: bytes | None = None,
+        data: bytes = b"",
+    ) -> None:
+        """Send the CR (an initiator leaves CLOSED for WFCC); see :meth:`Endpoint.connect`."""
+        self._dispatch(Input.CONNECT, (called_tsap, calling_tsap, bytes(data)), now)
+
     def confirm(self, now: float, data: bytes = b"") -> None:
         """Confirm a CONFIRMING connection: the CC (with *data*, ≤32 octets) goes out.
 
@@ -350,7 +376,7 @@ class Connection:
         rules = TRANSITIONS.get((self._state, inp))
         if rules is None:
             if inp in TPDU_INPUTS:
-                self._ep.stats.wrong_state += 1
+                self._stats.wrong_state += 1
                 if inp is Input.DR:
                     self._answer_dc(arg)
                 return
@@ -381,7 +407,7 @@ class Connection:
         guess both references, not ours alone.
         """
         if isinstance(tpdu, (CC, DR, DC)) and self.remote_ref and tpdu.src_ref != self.remote_ref:
-            self._ep.stats.invalid_tpdu += 1
+            self._stats.invalid_tpdu += 1
             return
         inp = _INPUT_OF[type(tpdu)]
         if self._state in (State.OPEN, State.AKWAIT):
@@ -425,7 +451,7 @@ class Connection:
         self._timers[timer] = deadline
         if deadline < self._registered:
             self._registered = deadline
-            self._ep._schedule(self, deadline)
+            self._outbox.append(TimerArmed(self, deadline))
 
     def _cancel_timer(self, timer: Timer) -> None:
         self._timers.pop(timer, None)
@@ -434,17 +460,14 @@ class Connection:
         deadline = self.next_deadline
         if deadline < self._registered:
             self._registered = deadline
-            self._ep._schedule(self, deadline)
+            self._outbox.append(TimerArmed(self, deadline))
 
     # --------------------------------------------------------- state entry
 
     def _enter(self, new: State, now: float) -> None:
         old = self._state
         self._state = new
-        if old in _HALF_OPEN and new not in _HALF_OPEN:
-            self._ep._half_open_changed(self, -1)
-        elif new in _HALF_OPEN and old not in _HALF_OPEN:
-            self._ep._half_open_changed(self, +1)
+        self._outbox.append(StateChanged(self, old, new))
         entry = ENTRY.get(new)
         if entry is not None:
             _ENTRIES[entry](self, now)
@@ -456,8 +479,8 @@ class Connection:
         self._backoff = 1
         self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
         self._set_timer(Timer.WINDOW, now + self._config.window_time)
-        self._ep.stats.connections_opened += 1
-        self._ep._event(ConnectionEstablished(self))
+        self._stats.connections_opened += 1
+        self._outbox.append(ConnectionEstablished(self))
         self._pump_ed(now)
         self._pump(now)
 
@@ -472,11 +495,11 @@ class Connection:
         freeze = cfg.reference_freeze_time if self.validated else cfg.unvalidated_freeze_time
         self._set_timer(Timer.FREEZE, now + freeze)
         self._terminate()
-        self._ep._event(ReleaseCompleted(self))
+        self._outbox.append(ReleaseCompleted(self))
 
     def _e_closed(self, now: float) -> None:
         self._timers.clear()
-        self._ep._release(self)
+        self._budget.forget(self, self._held)  # what the user still reads no longer counts
 
     def _terminate(self) -> None:
         """No more data on this connection: drop the send side, tell the user once."""
@@ -497,8 +520,8 @@ class Connection:
         self._ack_pending = False
         for key in (Timer.EXPEDITED, Timer.PROBE, Timer.WINDOW, Timer.INACTIVITY, Timer.CONFIRM):
             self._cancel_timer(key)
-        self._ep.stats.connections_closed += 1
-        self._ep._event(ConnectionTerminated(self))
+        self._stats.connections_closed += 1
+        self._outbox.append(ConnectionTerminated(self))
 
     # ------------------------------------------------------------- output
 
@@ -506,10 +529,10 @@ class Connection:
         """Send *raw* to the peer, within the amplification budget; False if not sent."""
         if not self.validated:
             if not self._affordable(len(raw)):
-                self._ep.stats.amplification_limited += 1
+                self._stats.amplification_limited += 1
                 return False
             self._tx_octets += len(raw)
-        self._ep._send(raw, self.peer)
+        self._outbox.append(Transmit(self, raw))
         return True
 
     def _affordable(self, octets: int) -> bool:
@@ -528,8 +551,14 @@ class Connection:
 
     def _hold(self, delta: int) -> None:
         if delta:
+            before = self._held
             self._held += delta
-            self._ep._held_changed(self, delta)
+            if self._state is not State.CLOSED:
+                self._budget.changed(self, before, self._held)
+
+    def budget_freed(self) -> None:
+        """The endpoint's receive budget has room again: advertise our window."""
+        self._want_ack()
 
     def _encode(self, tpdu: TPDU, *, checksum: bool | None = None) -> bytes:
         return encode_one(tpdu, checksum=self.checksum if checksum is None else checksum)
@@ -551,7 +580,7 @@ class Connection:
         self._ctl_retries += 1
         self._backoff = min(self._backoff * 2, 1 << 10)
         if self._send_raw(self._ctl_raw):
-            self._ep.stats.retransmissions += 1
+            self._stats.retransmissions += 1
         base = self._config.cr_retransmit_time if self._state is State.WFCC else self._rto
         backed_off = min(base * self._backoff, self._config.max_retransmit_time)
         self._set_timer(Timer.RETRANSMIT, now + backed_off)
@@ -627,7 +656,7 @@ class Connection:
     def _a_drop_cc(self, cc: CC, now: float) -> None:
         cause = self._cc_drop_cause(cc)
         assert cause is not None  # the guard said so
-        stats = self._ep.stats
+        stats = self._stats
         setattr(stats, cause, getattr(stats, cause) + 1)
 
     def _a_refuse_cc(self, cc: CC, now: float) -> None:
@@ -723,7 +752,7 @@ class Connection:
         self._set_timer(Timer.CONFIRM, now + self._config.confirm_timeout)
 
     def _a_duplicate_cr(self, cr: CR, now: float) -> None:
-        self._ep.stats.duplicate_cr += 1
+        self._stats.duplicate_cr += 1
 
     def _a_send_cc(self, data: bytes, now: float) -> None:
         cc = CC(
@@ -753,7 +782,7 @@ class Connection:
     def _a_answer_duplicate_cr(self, cr: CR, now: float) -> None:
         # Our CC was lost or is late. Answer at once, without spending one of
         # the N tries or backing off: the peer is alive.
-        self._ep.stats.duplicate_cr += 1
+        self._stats.duplicate_cr += 1
         self._send_raw(self._ctl_raw)
 
     def _a_resend_cc(self, arg: None, now: float) -> None:
@@ -887,9 +916,9 @@ class Connection:
             unacked[seq] = _Sent(raw, len(chunk), now)
             if self._ack_pending:
                 # concatenation: the pending AK rides in the DT's datagram
-                self._ep._send(self._build_ak(now) + raw, self.peer, 2)
+                self._outbox.append(Transmit(self, self._build_ak(now) + raw, 2))
             else:
-                self._ep._send(raw, self.peer)
+                self._outbox.append(Transmit(self, raw))
             sent_any = True
         if sent_any and Timer.RETRANSMIT not in self._timers:
             self._set_timer(Timer.RETRANSMIT, now + self.rto)
@@ -912,16 +941,16 @@ class Connection:
     def _resend_dt(self, sent: _Sent, now: float) -> None:
         sent.retries += 1  # also marks it: no RTT sample from it (Karn)
         sent.sent_at = now
-        self._ep.stats.retransmissions += 1
+        self._stats.retransmissions += 1
         self._send_raw(sent.raw)
 
     def _a_ak_received(self, ak: AK, now: float) -> None:
         if ak.extended != self.extended:
-            self._ep.stats.invalid_tpdu += 1
+            self._stats.invalid_tpdu += 1
             return
         seq = self._snd_una + ((ak.nr - self._snd_una) % self._mod)
         if seq > self._snd_nxt:
-            self._ep.stats.invalid_tpdu += 1  # acknowledges what was never sent
+            self._stats.invalid_tpdu += 1  # acknowledges what was never sent
             return
         subseq = ak.subsequence
         seen_seq, seen_sub, seen_cdt = self._ak_seen
@@ -962,13 +991,13 @@ class Connection:
                         self._resend_dt(nxt, now)
             else:
                 self._cancel_timer(Timer.RETRANSMIT)
-            self._ep._event(SendSpaceAvailable(self))
+            self._outbox.append(SendSpaceAvailable(self))
         elif duplicate and self._unacked:
             self._dupacks += 1
             if self._dupacks == self._config.fast_retransmit_after:
                 first = self._unacked.get(self._snd_una)
                 if first is not None:
-                    self._ep.stats.fast_retransmissions += 1
+                    self._stats.fast_retransmissions += 1
                     self._recover = self._snd_nxt
                     self._resend_dt(first, now)
         self._snd_uwe = seq + ak.credit
@@ -999,14 +1028,14 @@ class Connection:
 
     def _credit(self) -> int:
         credit = self._config.receive_window - self._rcv_queued_tpdus
-        if credit > 0 and self._held and self._ep._over_budget(self._held):
+        if credit > 0 and self._held and self._budget.exceeded_by(self._held):
             return 0  # the endpoint's receive budget is spent: withhold credit
         return max(0, credit)
 
     def _want_ack(self) -> None:
         if not self._ack_pending:
             self._ack_pending = True
-            self._ep._ack_wanted(self)
+            self._outbox.append(AckWanted(self))
 
     def flush_ack(self, now: float) -> None:
         """Send the pending AK, if one is still wanted (called by the endpoint)."""
@@ -1021,9 +1050,9 @@ class Connection:
     def _build_ak(self, now: float) -> bytes:
         """Encode our current AK (window, subsequence, pending FCC); re-arms W."""
         credit = self._credit()
-        if not credit and self._held and self._ep._over_budget(self._held):
-            self._ep.stats.credit_withheld += 1
-            self._ep._withheld(self)
+        if not credit and self._held and self._budget.exceeded_by(self._held):
+            self._stats.credit_withheld += 1
+            self._budget.starve(self)
         nr = self._rcv_nxt
         if nr != self._adv_nr:
             self._subseq = 0
@@ -1048,7 +1077,7 @@ class Connection:
         self._send_ak(now)
 
     def _a_dt_received(self, dt: DT, now: float) -> None:
-        stats = self._ep.stats
+        stats = self._stats
         if dt.extended != self.extended:
             stats.invalid_tpdu += 1
             return None
@@ -1109,7 +1138,7 @@ class Connection:
             self._rcv_queue.append((tsdu, count))
             self._rcv_queued_tpdus += count
             if was_empty:
-                self._ep._event(DataReceived(self))
+                self._outbox.append(DataReceived(self))
 
     # ------------------------------------------------------------ expedited
 
@@ -1133,7 +1162,7 @@ class Connection:
         if self._ed_out is None:
             return
         self._ed_retries += 1
-        self._ep.stats.retransmissions += 1
+        self._stats.retransmissions += 1
         self._send_raw(self._ed_out[1])
         backoff = 1 << min(self._ed_retries, 10)
         self._set_timer(
@@ -1142,7 +1171,7 @@ class Connection:
 
     def _a_ed_received(self, ed: ED, now: float) -> None:
         if ed.extended != self.extended or not self.expedited_enabled:
-            self._ep.stats.invalid_tpdu += 1
+            self._stats.invalid_tpdu += 1
             return
         mod = self._mod
         d = (ed.nr - self._ed_rcv_nxt) % mod
@@ -1150,28 +1179,28 @@ class Connection:
             if len(self._ed_received) >= self._config.max_expedited_queued:
                 # The user has not read the EDs held: no EA, so that the peer
                 # (one ED outstanding) retransmits this one later.
-                self._ep.stats.expedited_dropped += 1
+                self._stats.expedited_dropped += 1
                 return
             self._ed_rcv_nxt += 1
             was_empty = not self._ed_received
             self._ed_received.append(ed.data)
             if was_empty:
-                self._ep._event(ExpeditedReceived(self))
+                self._outbox.append(ExpeditedReceived(self))
         elif d == mod - 1:
-            self._ep.stats.duplicate_dt += 1  # our EA was lost: acknowledge again
+            self._stats.duplicate_dt += 1  # our EA was lost: acknowledge again
         else:
-            self._ep.stats.invalid_tpdu += 1
+            self._stats.invalid_tpdu += 1
             return
         self._send_raw(self._encode(EA(self.remote_ref, ed.nr, self.extended)))
 
     def _a_ea_received(self, ea: EA, now: float) -> None:
         out = self._ed_out
         if out is None or ea.nr != out[0] % self._mod or ea.extended != self.extended:
-            self._ep.stats.invalid_tpdu += 1
+            self._stats.invalid_tpdu += 1
             return
         self._ed_out = None
         self._cancel_timer(Timer.EXPEDITED)
-        self._ep._event(SendSpaceAvailable(self))
+        self._outbox.append(SendSpaceAvailable(self))
         self._pump_ed(now)
         self._pump(now)
 

@@ -50,16 +50,21 @@ from ..wire import (
     encode_one,
     verify,
 )
+from .budget import ReceiveBudget
 from .config import Config
 from .connection import Address, Connection, Role
 from .events import (
+    AckWanted,
     ConnectionClosed,
     ConnectionRequested,
     ConnectionTerminated,
+    EndpointEvent,
     Event,
-    ReleaseCompleted,
+    StateChanged,
+    TimerArmed,
+    Transmit,
 )
-from .state import Input, State
+from .state import State
 from .stats import Statistics
 
 __all__ = ["Endpoint", "Listener"]
@@ -74,6 +79,9 @@ class Listener:
     backlog: int
     queue: deque[Connection] = field(default_factory=deque)
     closed: bool = False
+
+
+_HALF_OPEN = frozenset({State.CONFIRMING, State.AKWAIT})
 
 
 def _host(addr: Address) -> Hashable:
@@ -105,20 +113,22 @@ class Endpoint:
         self._half_open_prefix: dict[Hashable, int] = {}
         self._unvalidated: dict[Connection, None] = {}  # oldest first
         self._frozen = 0  # connections in REFWAIT
-        self._held = 0  # received octets held by all connections
-        self._holders = 0  # connections holding some
-        self._starved: set[Connection] = set()  # credit withheld for the budget
+        self._budget = ReceiveBudget(self.config.receive_buffer_budget)
+        self._outbox: deque[EndpointEvent] = deque()  # what connections ask of us
+        self._listener_of: dict[Connection, Listener] = {}  # queued or accepted from
         self._out: list[tuple[bytes, Address]] = []
         self._acks: list[Connection] = []
         self._events: deque[Event] = deque()
         self._heap: list[tuple[float, int, Connection]] = []
         self._heap_seq = 0
+        self._armed: dict[Connection, float] = {}  # each connection's latest deadline
 
     # ------------------------------------------------------------ user API
 
     @property
     def connections(self) -> list[Connection]:
         """Every connection that still holds a reference (REFWAIT included)."""
+        self._drain()
         return list(self._conns.values())
 
     def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> Listener:
@@ -134,12 +144,15 @@ class Endpoint:
         listener.closed = True
         if self._listeners.get(listener.tsap) is listener:
             del self._listeners[listener.tsap]
+        self._drain()
         while listener.queue:
             conn = listener.queue.popleft()
             conn.disconnect(now, DRReason.SESSION_NOT_ATTACHED)
+            self._drain()
 
     def accept(self, listener: Listener) -> Connection | None:
         """Take the oldest CONFIRMING connection queued on *listener*, or None."""
+        self._drain()
         return listener.queue.popleft() if listener.queue else None
 
     def connect(
@@ -162,13 +175,15 @@ class Endpoint:
         ref = self._allocate_reference()
         if ref is None:
             raise OSError("no free transport reference")
-        conn = Connection(self, ref, peer, Role.INITIATOR, self.config)
+        conn = self._new_connection(ref, peer, Role.INITIATOR)
         self._conns[ref] = conn
-        conn._dispatch(Input.CONNECT, (called_tsap, calling_tsap, bytes(data)), now)
+        conn.connect(now, called_tsap=called_tsap, calling_tsap=calling_tsap, data=data)
+        self._drain()
         return conn
 
     def statistics(self) -> Statistics:
         """A snapshot of the counters."""
+        self._drain()
         return self.stats.copy()
 
     # --------------------------------------------------------- driver API
@@ -220,6 +235,7 @@ class Endpoint:
                 conn.validate()
                 self._unvalidated.pop(conn, None)
             conn.receive_tpdu(tpdu, now)
+            self._drain()
 
     def datagrams_to_send(self, now: float, *, acks: bool = True) -> list[tuple[bytes, Address]]:
         """Take every datagram ready to go, with its destination.
@@ -230,38 +246,87 @@ class Endpoint:
         carries its AK in the same datagram (concatenation); the driver must
         call again with ``acks=True`` shortly after.
         """
+        self._drain()
         if acks and self._acks:
             pending, self._acks = self._acks, []
             for conn in pending:
                 conn.flush_ack(now)
+            self._drain()
         out, self._out = self._out, []
         return out
 
     def get_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must run, or None."""
+        self._drain()
         heap = self._heap
-        while heap and heap[0][0] != heap[0][2]._registered:
-            heapq.heappop(heap)
+        armed = self._armed
+        while heap and heap[0][0] != armed.get(heap[0][2]):
+            heapq.heappop(heap)  # superseded by a later TimerArmed
         return heap[0][0] if heap else None
 
     def handle_timer(self, now: float) -> None:
         """Run every timer that expired at *now*."""
+        self._drain()
         heap = self._heap
+        armed = self._armed
         while heap and heap[0][0] <= now:
             deadline, _, conn = heapq.heappop(heap)
-            if deadline == conn._registered:
+            if deadline == armed.get(conn):
+                del armed[conn]
                 conn.handle_timer(now)
+                self._drain()
 
     def next_event(self) -> Event | None:
         """The next event for the user, or None."""
+        self._drain()
         return self._events.popleft() if self._events else None
-
-    # ------------------------------------------------- hooks for Connection
 
     @property
     def acks_pending(self) -> bool:
         """Whether some connection holds an AK for the next ``datagrams_to_send``."""
+        self._drain()
         return bool(self._acks)
+
+    # ------------------------------------------- what connections ask of us
+
+    def _drain(self) -> None:
+        """Carry out the endpoint events the connections queued, in order."""
+        outbox = self._outbox
+        while outbox:
+            event = outbox.popleft()
+            if isinstance(event, Transmit):
+                self._send(event.raw, event.connection.peer, event.tpdus)
+            elif isinstance(event, TimerArmed):
+                self._armed[event.connection] = event.deadline
+                self._heap_seq += 1
+                heapq.heappush(self._heap, (event.deadline, self._heap_seq, event.connection))
+            elif isinstance(event, AckWanted):
+                self._acks.append(event.connection)
+            elif isinstance(event, StateChanged):
+                self._state_changed(event.connection, event.old, event.new)
+            else:
+                if isinstance(event, ConnectionTerminated):
+                    listener = self._listener_of.get(event.connection)
+                    if listener is not None and event.connection in listener.queue:
+                        listener.queue.remove(event.connection)
+                self._events.append(event)
+
+    def _state_changed(self, conn: Connection, old: State, new: State) -> None:
+        was, now_half = old in _HALF_OPEN, new in _HALF_OPEN
+        if was != now_half:
+            delta = 1 if now_half else -1
+            host = _host(conn.peer)
+            for table, key in ((self._half_open, host), (self._half_open_prefix, _prefix(host))):
+                count = table.get(key, 0) + delta
+                if count:
+                    table[key] = count
+                else:
+                    table.pop(key, None)
+        if new is State.REFWAIT:
+            self._frozen += 1
+            self._unvalidated.pop(conn, None)
+        elif new is State.CLOSED:
+            self._release(conn)
 
     def _send(self, raw: bytes, addr: Address, tpdus: int = 1) -> None:
         stats = self.stats
@@ -270,66 +335,27 @@ class Endpoint:
         stats.octets_sent += len(raw)
         self._out.append((raw, addr))
 
-    def _event(self, event: Event) -> None:
-        if isinstance(event, ConnectionTerminated):
-            listener = getattr(event.connection, "_listener", None)
-            if listener is not None and event.connection in listener.queue:
-                listener.queue.remove(event.connection)
-        elif isinstance(event, ReleaseCompleted):
-            self._frozen += 1
-            self._unvalidated.pop(event.connection, None)
-        self._events.append(event)
-
-    def _schedule(self, conn: Connection, deadline: float) -> None:
-        self._heap_seq += 1
-        heapq.heappush(self._heap, (deadline, self._heap_seq, conn))
-
-    def _ack_wanted(self, conn: Connection) -> None:
-        self._acks.append(conn)
-
-    def _half_open_changed(self, conn: Connection, delta: int) -> None:
-        host = _host(conn.peer)
-        for table, key in ((self._half_open, host), (self._half_open_prefix, _prefix(host))):
-            count = table.get(key, 0) + delta
-            if count:
-                table[key] = count
-            else:
-                table.pop(key, None)
-
-    def _held_changed(self, conn: Connection, delta: int) -> None:
-        if self._conns.get(conn.local_ref) is not conn:
-            return  # released: no longer counted
-        held = conn._held
-        if held == delta:
-            self._holders += 1
-        elif not held:
-            self._holders -= 1
-        self._held += delta
-        if delta < 0 and self._starved and self._held <= self.config.receive_buffer_budget:
-            starved, self._starved = self._starved, set()
-            for other in starved:
-                other._want_ack()  # the window can open again
-
-    def _over_budget(self, held: int) -> bool:
-        """Whether a connection holding *held* octets must get no more credit."""
-        budget = self.config.receive_buffer_budget
-        return self._held > budget and held > budget // max(1, self._holders)
-
-    def _withheld(self, conn: Connection) -> None:
-        self._starved.add(conn)
-
     def _release(self, conn: Connection) -> None:
         if self._conns.get(conn.local_ref) is conn:
-            if conn._held:
-                self._held -= conn._held
-                self._holders -= 1
             self._frozen -= 1  # only REFWAIT connections are released
-            self._starved.discard(conn)
             del self._conns[conn.local_ref]
         key = (conn.peer, conn.remote_ref)
         if self._by_remote.get(key) is conn:
             del self._by_remote[key]
+        self._armed.pop(conn, None)
+        self._listener_of.pop(conn, None)
         self._events.append(ConnectionClosed(conn))
+
+    def _new_connection(self, ref: int, peer: Address, role: Role) -> Connection:
+        return Connection(
+            ref,
+            peer,
+            role,
+            self.config,
+            stats=self.stats,
+            budget=self._budget,
+            outbox=self._outbox,
+        )
 
     # ------------------------------------------------------------- internals
 
@@ -361,6 +387,7 @@ class Endpoint:
         if existing is not None:
             existing.count_received(octets)  # a retransmitted CR renews the budget
             existing.receive_tpdu(cr, now)
+            self._drain()
             return
         if cr.src_ref == 0 or cr.dst_ref != 0:
             stats.invalid_tpdu += 1
@@ -391,7 +418,7 @@ class Endpoint:
         ):
             self._refuse(cr, addr, DRReason.CONGESTION)
             return
-        conn = Connection(self, 0, addr, Role.RESPONDER, cfg)
+        conn = self._new_connection(0, addr, Role.RESPONDER)
         if not conn.negotiate(cr):
             self._refuse(cr, addr, DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID)
             return
@@ -402,19 +429,21 @@ class Endpoint:
             del self._unvalidated[victim]
             stats.connections_evicted += 1
             victim.evict(now)
+            self._drain()
         ref = self._allocate_reference()
         if ref is None:
             self._refuse(cr, addr, DRReason.REFERENCE_OVERFLOW)
             return
         conn.local_ref = ref
-        conn._listener = listener  # type: ignore[attr-defined]
         conn.count_received(octets)
         self._conns[ref] = conn
         self._by_remote[(addr, cr.src_ref)] = conn
         self._unvalidated[conn] = None
+        self._listener_of[conn] = listener
         conn.receive_tpdu(cr, now)
+        self._drain()
         listener.queue.append(conn)
-        self._events.append(ConnectionRequested(conn, listener.tsap))
+        self._events.append(ConnectionRequested(conn, listener.tsap, listener))
 
     def _bad_datagram(self, data: bytes, addr: Address, exc: TPDUError) -> None:
         """An undecodable datagram: drop it, or answer with DR (a CR) or ER (open connection).

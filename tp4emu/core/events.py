@@ -1,4 +1,11 @@
-"""Events the sans-IO endpoint reports to its driver (``Endpoint.next_event``)."""
+"""Events of the sans-IO engine.
+
+* user events: what the endpoint reports to its driver (``Endpoint.next_event``);
+* endpoint events: what a connection asks of its endpoint (a datagram to send,
+  a deadline, an AK to send with the next batch, a change of state). A
+  connection holds no pointer to its endpoint: it queues these on the outbox
+  it was given, and the endpoint carries them out (quinn's ``EndpointEvent``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .endpoint import Listener
+    from .state import State
 
 __all__ = [
     "ConnectionClosed",
@@ -16,8 +25,13 @@ __all__ = [
     "DataReceived",
     "Event",
     "ExpeditedReceived",
+    "AckWanted",
+    "EndpointEvent",
     "ReleaseCompleted",
     "SendSpaceAvailable",
+    "StateChanged",
+    "TimerArmed",
+    "Transmit",
 ]
 
 
@@ -27,6 +41,8 @@ class ConnectionRequested:
 
     connection: Connection
     tsap: bytes | None
+    listener: Listener | None = None
+    """The listener it is queued on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +104,43 @@ Event = (
     | ReleaseCompleted
     | ConnectionClosed
 )
+
+
+# ----------------------------------------------------------- endpoint events
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Send *raw* (*tpdus* TPDUs, concatenated) to the connection's peer."""
+
+    connection: Connection
+    raw: bytes
+    tpdus: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TimerArmed:
+    """The connection's earliest deadline is now *deadline*: call its ``handle_timer`` then."""
+
+    connection: Connection
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class AckWanted:
+    """The connection has an AK to send with the next ``datagrams_to_send``."""
+
+    connection: Connection
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The connection went from *old* to *new* (half-open counts, freezing, release)."""
+
+    connection: Connection
+    old: State
+    new: State
+
+
+EndpointEvent = Transmit | TimerArmed | AckWanted | StateChanged | Event
+"""What a connection queues for its endpoint (user events are passed on)."""

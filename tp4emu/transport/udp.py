@@ -349,7 +349,7 @@ class TP4Endpoint:
         while (event := core.next_event()) is not None:
             conn = event.connection
             if isinstance(event, ConnectionRequested):
-                listener = self._listeners.get(id(getattr(conn, "_listener", None)))
+                listener = self._listeners.get(id(event.listener))
                 if listener is not None:
                     listener._lot.unpark_all()
                 continue
