@@ -31,7 +31,7 @@ from tp4emu.api import serve
 from tp4emu.cli import apps
 from tp4emu.cli.apps import AccessList, run_server
 from tp4emu.core import Config
-from tp4emu.transport.udp import TP4Connection, open_endpoint
+from tp4emu.transport.udp import TP4Connection, open_udp_endpoint
 from tp4emu.wire import CR, AdditionalOptions, CalledTsap, TpduSize, encode_one
 
 SERVER = ("192.0.2.1", 102)
@@ -89,12 +89,12 @@ async def test_a_genuine_client_gets_in_during_and_right_after_a_cr_flood(
             server_sock = net.socket(SERVER)
 
             async def open_server(stack, local, cfg, pcap_path, transport):  # type: ignore[no-untyped-def]
-                ep = open_endpoint(local, config=cfg, socket=server_sock)
+                ep = open_udp_endpoint(local, config=cfg, socket=server_sock)
                 return await stack.enter_async_context(ep)
 
             monkeypatch.setattr(apps, "_open", open_server)
             async with (
-                open_endpoint(CLIENT, config=config, socket=net.socket(CLIENT)) as client,
+                open_udp_endpoint(CLIENT, config=config, socket=net.socket(CLIENT)) as client,
                 trio.open_nursery() as nursery,
             ):
                 if app == "serve_auto_confirm":
@@ -133,5 +133,5 @@ async def test_a_genuine_client_gets_in_during_and_right_after_a_cr_flood(
 
 
 async def _serve_echo(sock: object, config: Config) -> None:
-    async with open_endpoint(SERVER, config=config, socket=sock) as ep:  # type: ignore[arg-type]
+    async with open_udp_endpoint(SERVER, config=config, socket=sock) as ep:  # type: ignore[arg-type]
         await serve(_echo, ep, tsap=TSAP, auto_confirm=True)

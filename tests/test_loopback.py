@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from tp4emu.core import Config, ConnectionRejected, State
-from tp4emu.transport.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint
+from tp4emu.transport.udp import TP4Connection, TP4Endpoint, TP4Listener, open_udp_endpoint
 from tp4emu.wire import DRReason
 
 LOOPBACK = ("127.0.0.1", 0)
@@ -25,8 +25,8 @@ async def endpoints(
 ) -> AsyncIterator[tuple[TP4Endpoint, TP4Endpoint]]:
     with trio.fail_after(10):
         async with (
-            open_endpoint(LOOPBACK, config=config) as client,
-            open_endpoint(LOOPBACK, config=config) as server,
+            open_udp_endpoint(LOOPBACK, config=config) as client,
+            open_udp_endpoint(LOOPBACK, config=config) as server,
         ):
             yield client, server
 
@@ -141,7 +141,7 @@ def _has_ipv6_loopback() -> bool:
 @pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
 async def test_ipv6_loopback() -> None:
     with trio.fail_after(10):
-        async with open_endpoint(("::1", 0)) as server, open_endpoint(("::1", 0)) as client:
+        async with open_udp_endpoint(("::1", 0)) as server, open_udp_endpoint(("::1", 0)) as client:
             listener = server.listen(b"six")
             async with trio.open_nursery() as nursery:
 

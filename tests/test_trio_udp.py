@@ -27,7 +27,7 @@ from tp4emu.core import (
     Disconnected,
     State,
 )
-from tp4emu.transport.udp import TP4Connection, TP4Endpoint, TP4Listener, open_endpoint
+from tp4emu.transport.udp import TP4Connection, TP4Endpoint, TP4Listener, open_udp_endpoint
 from tp4emu.wire import DRReason, decode
 
 CLIENT = ("10.0.0.1", 40000)
@@ -52,8 +52,8 @@ async def network(
     with trio.fail_after(600):
         async with MemoryNetwork.open(seed=seed, faults=faults, record=record) as net:  # noqa: SIM117
             async with (
-                open_endpoint(CLIENT, config=config, socket=net.socket(CLIENT)) as client,
-                open_endpoint(
+                open_udp_endpoint(CLIENT, config=config, socket=net.socket(CLIENT)) as client,
+                open_udp_endpoint(
                     SERVER, config=server_config or config, socket=net.socket(SERVER)
                 ) as server,
             ):
@@ -891,10 +891,10 @@ async def test_blocked_socket_sends_are_retried(autojump_clock: trio.testing.Moc
 async def test_endpoint_close_aborts_connections(autojump_clock: trio.testing.MockClock) -> None:
     async with (
         MemoryNetwork.open() as net,
-        open_endpoint(SERVER, socket=net.socket(SERVER)) as server,
+        open_udp_endpoint(SERVER, socket=net.socket(SERVER)) as server,
     ):
         listener = server.listen()
-        async with open_endpoint(CLIENT, socket=net.socket(CLIENT)) as client:
+        async with open_udp_endpoint(CLIENT, socket=net.socket(CLIENT)) as client:
             c, s = await connect_pair(client, listener)
         # the client endpoint closed: its connection sent a DR (reason 128)
         with pytest.raises(trio.EndOfChannel):

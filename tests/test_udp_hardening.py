@@ -21,7 +21,7 @@ from netsim import MemoryNetwork
 from scripted import with_checksum
 
 from tp4emu.api import serve
-from tp4emu.transport.udp import TP4Connection, open_endpoint
+from tp4emu.transport.udp import TP4Connection, open_udp_endpoint
 from tp4emu.wire import (
     AK,
     CR,
@@ -73,8 +73,8 @@ async def _run(datagrams: list[bytes]) -> list[bytes]:
         async with MemoryNetwork.open(seed=3) as net:
             attacker = net.socket(ATTACKER)
             async with (
-                open_endpoint(SERVER, socket=net.socket(SERVER)) as server,
-                open_endpoint(CLIENT, socket=net.socket(CLIENT)) as client,
+                open_udp_endpoint(SERVER, socket=net.socket(SERVER)) as server,
+                open_udp_endpoint(CLIENT, socket=net.socket(CLIENT)) as client,
                 trio.open_nursery() as nursery,
             ):
                 nursery.start_soon(partial(serve, _echo, server, tsap=TSAP, auto_confirm=True))

@@ -6,18 +6,22 @@ and their connections the same calls (``getpeername``, ``state``,
 ``confirm``, ``reject``, ``send``, ``receive``, ``aclose``, ...), with the same
 exceptions, so an application switches transport with one argument. What
 differs is *when* things happen: see ``docs/tp4-vs-tcp.md``.
+
+That shared API is written down as three protocols, :class:`TransportEndpoint`,
+:class:`TransportListener` and :class:`TransportConnection`, which mypy checks
+both transports against (``_both_transports_implement_the_api`` below).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Literal
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import trio
 
-from .core import Config, TP4Error
+from .core import Config, State, Statistics, TP4Error
 from .transport.tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
 from .transport.udp import (
     DatagramSocket,
@@ -27,24 +31,173 @@ from .transport.udp import (
     open_udp_endpoint,
 )
 
-__all__ = ["Handler", "Transport", "open_endpoint", "serve"]
+__all__ = [
+    "Handler",
+    "Transport",
+    "TransportConnection",
+    "TransportEndpoint",
+    "TransportListener",
+    "open_endpoint",
+    "serve",
+]
 
 Transport = Literal["tp4", "tcp"]
+
+
+class TransportConnection(Protocol):
+    """A transport connection of either transport: a channel of TSDUs."""
+
+    @property
+    def state(self) -> State:
+        """CONFIRMING, OPEN, ... (TCP: OPEN until released, then CLOSED)."""
+
+    @property
+    def connect_data(self) -> bytes:
+        """The CR's user data."""
+
+    @property
+    def confirm_data(self) -> bytes:
+        """The CC's user data."""
+
+    @property
+    def calling_tsap(self) -> bytes | None:
+        """The CR's calling TSAP-ID."""
+
+    @property
+    def called_tsap(self) -> bytes | None:
+        """The CR's called TSAP-ID."""
+
+    def getpeername(self) -> tuple[str, int]:
+        """The peer's address (works while CONFIRMING)."""
+
+    def getsockname(self) -> tuple[str, int]:
+        """The local address."""
+
+    async def confirm(self, data: bytes = b"") -> None:
+        """Confirm a CONFIRMING connection (TCP: nothing to do)."""
+
+    async def reject(self, reason: int = ..., data: bytes = b"") -> None:
+        """Refuse (or abort) with a DR carrying *reason*."""
+
+    async def send(self, value: bytes | bytearray | memoryview) -> None:
+        """Send one TSDU."""
+
+    async def receive(self) -> bytes:
+        """Receive one TSDU."""
+
+    async def send_expedited(self, data: bytes) -> None:
+        """Send expedited data (TCP: LocalProtocolError, class 0 has none)."""
+
+    async def receive_expedited(self) -> bytes:
+        """Receive expedited data (TCP: LocalProtocolError)."""
+
+    async def aclose(self) -> None:
+        """Release the connection."""
+
+
+class TransportListener(Protocol):
+    """Hands over the connections for one called TSAP."""
+
+    async def accept(self) -> TransportConnection:
+        """The next connection (TP4: CONFIRMING; TCP: OPEN)."""
+
+    async def aclose(self) -> None:
+        """Stop listening."""
+
+
+class TransportEndpoint(Protocol):
+    """A transport entity of either transport."""
+
+    config: Config
+
+    def getsockname(self) -> tuple[str, int]:
+        """The local address."""
+
+    def statistics(self) -> Statistics:
+        """The endpoint's counters."""
+
+    def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> TransportListener:
+        """Serve CRs for *tsap* (None: any TSAP)."""
+
+    async def connect(
+        self,
+        peer: tuple[str, int],
+        *,
+        called_tsap: bytes | None = None,
+        calling_tsap: bytes | None = None,
+        data: bytes = b"",
+    ) -> TransportConnection:
+        """Open a connection to *peer*."""
+
+
+if TYPE_CHECKING:
+
+    def _both_transports_implement_the_api(
+        tp4: TP4Endpoint,
+        tcp: TCPEndpoint,
+        tp4_listener: TP4Listener,
+        tcp_listener: TCPListener,
+        tp4_conn: TP4Connection,
+        tcp_conn: TCPConnection,
+    ) -> None:
+        """Never called: mypy checks that each assignment type-checks."""
+        endpoint: TransportEndpoint = tp4
+        endpoint = tcp
+        listener: TransportListener = tp4_listener
+        listener = tcp_listener
+        conn: TransportConnection = tp4_conn
+        conn = tcp_conn
+        del endpoint, listener, conn
+
 
 log = logging.getLogger("tp4emu.serve")
 """Where :func:`serve` (and the CLI's echo server) report a connection's failure."""
 
 
-@asynccontextmanager
-async def open_endpoint(
+@overload
+def open_endpoint(
+    local: tuple[str, int] = ...,
+    *,
+    transport: Literal["tp4"] = ...,
+    config: Config | None = ...,
+    pcap: Any = ...,
+    socket: DatagramSocket | None = ...,
+) -> AbstractAsyncContextManager[TP4Endpoint]: ...
+
+
+@overload
+def open_endpoint(
+    local: tuple[str, int] = ...,
+    *,
+    transport: Literal["tcp"],
+    config: Config | None = ...,
+    pcap: Any = ...,
+) -> AbstractAsyncContextManager[TCPEndpoint]: ...
+
+
+@overload
+def open_endpoint(
+    local: tuple[str, int] = ...,
+    *,
+    transport: Transport,
+    config: Config | None = ...,
+    pcap: Any = ...,
+    socket: DatagramSocket | None = ...,
+) -> AbstractAsyncContextManager[TP4Endpoint | TCPEndpoint]: ...
+
+
+def open_endpoint(
     local: tuple[str, int] = ("127.0.0.1", 0),
     *,
     transport: Transport = "tp4",
     config: Config | None = None,
     pcap: Any = None,
     socket: DatagramSocket | None = None,
-) -> AsyncIterator[TP4Endpoint | TCPEndpoint]:
-    """Open a transport endpoint bound to *local*.
+) -> AbstractAsyncContextManager[TP4Endpoint | TCPEndpoint]:
+    """Open a transport endpoint bound to *local* (an async context manager).
+
+    The one ``open_endpoint`` of the package: its type follows *transport*
+    (``"tp4"``: a :class:`TP4Endpoint`; ``"tcp"``: a :class:`TCPEndpoint`).
 
     Args:
         local: address to bind (port 0: any free port).
@@ -55,9 +208,20 @@ async def open_endpoint(
         pcap: a :class:`~tp4emu.capture.PcapWriter` recording every TPDU.
         socket: a ready datagram socket (tp4 only; for tests).
 
-    For a precisely typed endpoint use :func:`tp4emu.transport.udp.open_udp_endpoint`
-    or :func:`tp4emu.transport.tcp.open_tcp_endpoint` directly.
+    The drivers' own :func:`tp4emu.transport.udp.open_udp_endpoint` and
+    :func:`tp4emu.transport.tcp.open_tcp_endpoint` take the same arguments.
     """
+    return _open_endpoint(local, transport, config, pcap, socket)
+
+
+@asynccontextmanager
+async def _open_endpoint(
+    local: tuple[str, int],
+    transport: Transport,
+    config: Config | None,
+    pcap: Any,
+    socket: DatagramSocket | None,
+) -> AsyncIterator[TP4Endpoint | TCPEndpoint]:
     if transport == "tp4":
         async with open_udp_endpoint(local, config=config, pcap=pcap, socket=socket) as ep:
             yield ep
@@ -71,18 +235,18 @@ async def open_endpoint(
 
 
 Handler = Callable[[Any], Awaitable[object]]
-"""An async function taking one connection (TP4Connection or TCPConnection)."""
+"""An async function taking one connection (a :class:`TransportConnection`)."""
 
 
 async def serve(
     handler: Handler,
-    endpoint: TP4Endpoint | TCPEndpoint,
+    endpoint: TransportEndpoint,
     *,
     tsap: bytes | None = None,
     backlog: int | None = None,
     auto_confirm: bool = False,
     handler_nursery: trio.Nursery | None = None,
-    task_status: trio.TaskStatus[TP4Listener | TCPListener] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[TransportListener] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept connections forever, running ``handler(conn)`` for each in its own task.
 
@@ -101,7 +265,7 @@ async def serve(
     listener = endpoint.listen(tsap, backlog)
     close_time = endpoint.config.window_time
 
-    async def run(conn: TP4Connection | TCPConnection) -> None:
+    async def run(conn: TransportConnection) -> None:
         peer = _peer_name(conn)
         try:
             with _contained(peer):
@@ -187,7 +351,7 @@ def _contained(
 
 
 async def _close_quietly(
-    conn: TP4Connection | TCPConnection,
+    conn: TransportConnection,
     peer: str,
     timeout: float,
     emit: Callable[[str], None] | None = None,

@@ -50,7 +50,6 @@ __all__ = [
     "TP4Listener",
     "TP4Stream",
     "UDPSocket",
-    "open_endpoint",
     "open_udp_endpoint",
 ]
 
@@ -769,7 +768,3 @@ async def open_udp_endpoint(
         raise
     finally:
         sock.close()
-
-
-open_endpoint = open_udp_endpoint
-"""Alias of :func:`open_udp_endpoint` (``tp4emu.open_endpoint`` also takes ``transport=``)."""
