@@ -36,6 +36,13 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class _ConnectionEvent:
+    """An event about one connection and nothing else (the base of most events)."""
+
+    connection: Connection
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionRequested:
     """A CR created a CONFIRMING connection, queued on the listener of ``tsap``."""
 
@@ -45,53 +52,46 @@ class ConnectionRequested:
     """The listener it is queued on."""
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionEstablished:
+class ConnectionEstablished(_ConnectionEvent):
     """The connection reached OPEN (initiator: CC received; responder: AK received)."""
 
-    connection: Connection
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class DataReceived:
+class DataReceived(_ConnectionEvent):
     """A whole TSDU is ready in ``connection.receive()``."""
 
-    connection: Connection
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ExpeditedReceived:
+class ExpeditedReceived(_ConnectionEvent):
     """Expedited data is ready in ``connection.receive_expedited()``."""
 
-    connection: Connection
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class SendSpaceAvailable:
+class SendSpaceAvailable(_ConnectionEvent):
     """Send buffer space was freed (acknowledged data) or the ED slot emptied."""
 
-    connection: Connection
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionTerminated:
+class ConnectionTerminated(_ConnectionEvent):
     """The connection will carry no more data; ``connection.error`` says why."""
 
-    connection: Connection
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ReleaseCompleted:
+class ReleaseCompleted(_ConnectionEvent):
     """The release finished (DC or DR received, or DR retries exhausted): REFWAIT."""
 
-    connection: Connection
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
+class ConnectionClosed(_ConnectionEvent):
     """The connection reached CLOSED: its reference is free again."""
 
-    connection: Connection
+    __slots__ = ()
 
 
 Event = (
@@ -126,11 +126,10 @@ class TimerArmed:
     deadline: float
 
 
-@dataclass(frozen=True, slots=True)
-class AckWanted:
+class AckWanted(_ConnectionEvent):
     """The connection has an AK to send with the next ``datagrams_to_send``."""
 
-    connection: Connection
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
