@@ -77,6 +77,7 @@ from ..core.class0 import (
 )
 from ..core.errors import ConnectionRejected
 from ..wire import DRReason
+from .stream import TSDUStream
 
 __all__ = [
     "CLASS0_MAX_TPDU_SIZE",
@@ -288,6 +289,11 @@ class TCPConnection(trio.abc.Channel[bytes]):
         """The local (host, port) of the TCP connection."""
         return self._local
 
+    def as_stream(self) -> TSDUStream:
+        """A byte-stream view of this connection (trio.abc.HalfCloseableStream):
+        ``send_all`` sends one TSDU, ``send_eof`` an empty one."""
+        return TSDUStream(self)
+
     # ------------------------------------------------------------- calls
 
     def _check(self) -> None:
@@ -485,6 +491,9 @@ class TCPEndpoint:
         self._incoming = 0  # incoming TCP connections accepted and not yet closed
         self._half_open: dict[str, int] = {}  # per peer IP: incoming ones before CR/CC is done
         self._conns: set[TCPConnection] = set()  # open, not yet closed
+        self._serving: set[trio.CancelScope] = set()  # tasks serving incoming ones before CR/CC
+        self._accept_scope: trio.CancelScope | None = None
+        self._closed = False
 
     def getsockname(self) -> tuple[str, int]:
         """The (host, port) the TCP listening socket is bound to."""
@@ -502,8 +511,13 @@ class TCPEndpoint:
             undecodable=stats.undecodable,
         )
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the endpoint is closed")
+
     def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> TCPListener:
         """Serve CRs for *tsap* (None: any TSAP not served by another listener)."""
+        self._check_open()
         if tsap in self._listeners:
             raise ValueError(f"a listener for TSAP {tsap!r} exists already")
         listener = TCPListener(self, tsap, backlog or self.config.default_backlog)
@@ -544,6 +558,7 @@ class TCPEndpoint:
         Class 0 carries no connect data: *data* must be empty. Raises
         ValueError, before connecting, when the TSAPs do not fit a CR.
         """
+        self._check_open()
         if data:
             raise ValueError("class 0 (RFC 1006) carries no connect data")
         engine = self._engine(Role.INITIATOR)
@@ -578,39 +593,63 @@ class TCPEndpoint:
         self._conns.add(conn)
         return conn
 
+    async def aclose(self) -> None:
+        """Stop accepting; close the listeners (connections not yet accepted get
+        DR reason 2) and every connection (the TCP close). Idempotent; calls on
+        the endpoint and its connections fail from now on
+        (``trio.ClosedResourceError``). The listening socket closes when the
+        ``open_tcp_endpoint`` block exits."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        for scope in list(self._serving):
+            scope.cancel()
+        with trio.CancelScope(shield=True):
+            for listener in list(self._listeners.values()):
+                await listener.aclose()
+            for conn in list(self._conns):
+                await conn.aclose()
+        await trio.lowlevel.checkpoint()
+
     async def _accept_loop(self, nursery: trio.Nursery) -> None:
         # Not trio.serve_listeners: its handler's return closes the stream, and
         # ours returns as soon as the connection is handed to a listener.
-        while True:
-            try:
-                stream = await self._tcp[0].accept()
-            except OSError as exc:
-                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
-                    raise
-                _log.error(
-                    "accept returned %s (%s); retrying in %s seconds",
-                    errno.errorcode[exc.errno],
-                    os.strerror(exc.errno),
-                    _ACCEPT_RETRY,
-                    exc_info=True,
-                )
-                await trio.sleep(_ACCEPT_RETRY)
-                continue
-            try:
-                host: str = stream.socket.getpeername()[0]
-            except OSError:  # already gone
-                await stream.aclose()
-                continue
-            if (
-                self._incoming >= self.config.max_connections
-                or self._half_open.get(host, 0) >= self.config.max_half_open_per_address
-            ):
-                self._stats.connections_refused += 1
-                await stream.aclose()
-                continue
-            self._incoming += 1
-            self._half_open[host] = self._half_open.get(host, 0) + 1
-            nursery.start_soon(self._serve, stream, host)
+        with trio.CancelScope() as self._accept_scope:
+            if self._closed:
+                return
+            while True:
+                try:
+                    stream = await self._tcp[0].accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    _log.error(
+                        "accept returned %s (%s); retrying in %s seconds",
+                        errno.errorcode[exc.errno],
+                        os.strerror(exc.errno),
+                        _ACCEPT_RETRY,
+                        exc_info=True,
+                    )
+                    await trio.sleep(_ACCEPT_RETRY)
+                    continue
+                try:
+                    host: str = stream.socket.getpeername()[0]
+                except OSError:  # already gone
+                    await stream.aclose()
+                    continue
+                if (
+                    self._incoming >= self.config.max_connections
+                    or self._half_open.get(host, 0) >= self.config.max_half_open_per_address
+                ):
+                    self._stats.connections_refused += 1
+                    await stream.aclose()
+                    continue
+                self._incoming += 1
+                self._half_open[host] = self._half_open.get(host, 0) + 1
+                nursery.start_soon(self._serve, stream, host)
 
     def _incoming_closed(self, conn: TCPConnection) -> None:
         self._conns.discard(conn)
@@ -624,7 +663,12 @@ class TCPEndpoint:
         """
         handed_over = False
         try:
-            handed_over = await self._establish(stream)
+            with trio.CancelScope() as scope:  # cancelled by aclose()
+                self._serving.add(scope)
+                try:
+                    handed_over = await self._establish(stream)
+                finally:
+                    self._serving.discard(scope)
         except Exception:
             self._stats.undecodable += 1
             _log.exception("unexpected error on an incoming TCP connection from %s", host)
