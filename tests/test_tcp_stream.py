@@ -178,3 +178,22 @@ def test_both_transports_now_offer_aclose_and_as_stream() -> None:
         assert callable(cls.aclose)
     for conn_cls in (TP4Connection, TCPConnection):
         assert callable(conn_cls.as_stream)
+
+
+async def test_driver_takes_every_engine_event() -> None:
+    # The driver reads the engine's events as it goes: none piles up.
+    with trio.fail_after(LIMIT):
+        async with open_tcp_endpoint((HOST, 0)) as server, open_tcp_endpoint((HOST, 0)) as client:
+            listener = server.listen()
+            out = await client.connect(server.getsockname())
+            accepted = await listener.accept()
+            for i in range(50):
+                await out.send(b"%d" % i)
+                assert await accepted.receive() == b"%d" % i
+            assert accepted.engine.next_event() is None
+            assert accepted.engine.recorded() == []
+            await out.aclose()
+            with pytest.raises(trio.EndOfChannel):
+                await accepted.receive()
+            assert accepted.engine.next_event() is None
+            await accepted.aclose()

@@ -71,6 +71,7 @@ from ..core.class0 import (
     CLASS0_MAX_TPDU_SIZE,
     Class0Connection,
     ConnectionRequested,
+    ConnectionTerminated,
 )
 from ..core.class0 import (
     LOCAL_REF as LOCAL_REF,
@@ -302,11 +303,19 @@ class TCPConnection(trio.abc.Channel[bytes]):
         if self.error is not None:
             raise self.error
 
-    def _after(self) -> None:
-        """After each call into the engine: record its TPDUs, update the budget."""
+    def _after(self) -> bool:
+        """After each call into the engine: take its events, record its TPDUs,
+        update the budget. Returns whether the engine reported the connection
+        terminated (the TCP connection is then to be closed)."""
+        terminated = False
+        while (event := self.engine.next_event()) is not None:
+            # DataReceived and ConnectionEstablished need no wake-up here: the
+            # task that fed the engine is the one that waits for them.
+            terminated = terminated or isinstance(event, ConnectionTerminated)
         self._capture.record(self.engine)
         if self._budget is not None:
             self._budget.update(self, self.engine.held)
+        return terminated
 
     async def confirm(self, data: bytes = b"") -> None:
         """A no-op: over TCP the connection was confirmed before ``accept()`` returned."""
@@ -413,8 +422,7 @@ class TCPConnection(trio.abc.Channel[bytes]):
                 engine.receive_data(chunk)
             else:
                 engine.receive_eof()
-        self._after()
-        if engine.state is not State.OPEN:
+        if self._after():
             await self._close()  # sends the ER first, when there is one
 
     async def _close(self) -> None:
