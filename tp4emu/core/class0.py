@@ -335,6 +335,11 @@ class Class0Connection:
         return self._state
 
     @property
+    def ended(self) -> bool:
+        """True once the connection came back to CLOSED: it takes no more input."""
+        return self._ended
+
+    @property
     def held(self) -> int:
         """Octets received and not yet delivered: a partial TPKT, TPKTs not
         yet taken, the partial TSDU, the TSDU ready (0 once ended)."""
