@@ -705,3 +705,21 @@ def test_never_raises_on_peer_input(start: str, chunks: list[bytes], eof: bool) 
         assert conn.state is State.CLOSED and conn.held == 0 and not conn.wants_data
     else:
         assert conn.state is not State.CLOSED or conn.role is Role.RESPONDER
+
+
+def test_stale_driver_inputs_are_ignored() -> None:
+    # In CONFIRMING the driver has no timer running: a late one changes nothing.
+    conn = Class0Connection(Role.RESPONDER)
+    conn.receive_data(CR_HAND)
+    events(conn)
+    conn.timeout()
+    conn.connection_reset()
+    assert conn.state is State.CONFIRMING and not events(conn) and conn.error is None
+    assert "CONFIRMING" in repr(conn) and "0x1234" in repr(conn)
+    # Once ended, nothing is taken any more.
+    conn.refuse(DRReason.CONGESTION)
+    conn.data_to_send()
+    events(conn)
+    for late in (conn.timeout, conn.connection_reset, conn.send_failed, conn.receive_eof):
+        late()
+    assert conn.ended and conn.error is None and not events(conn) and conn.data_to_send() == b""
