@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tp4emu.core.class0 import table_markdown as class0_table  # noqa: E402
 from tp4emu.core.state import mermaid, table_markdown  # noqa: E402
 
 GUIDE = ROOT / "docs" / "guide.md"
@@ -39,6 +40,7 @@ SECTIONS = {
     "states": lambda: "```mermaid\n" + mermaid() + "```\n",
     "transitions": table_markdown,
     "config": config_table,
+    "class0": class0_table,
 }
 
 

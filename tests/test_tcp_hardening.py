@@ -28,6 +28,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tp4emu.core.class0
 import tp4emu.transport.tcp
 from tp4emu.core import Config, Disconnected, Statistics
 from tp4emu.transport.tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
@@ -246,14 +247,14 @@ async def test_cr_whose_cc_would_not_fit(cr: bytes, fits: bool) -> None:
 async def test_unexpected_error_serving_a_connection_is_contained(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = tp4emu.transport.tcp.connection_params
+    real = tp4emu.core.class0.connection_params
 
     def flaky(size: int, calling: bytes | None, called: bytes | None) -> object:
         if called == b"boom":
             raise RuntimeError("a bug")
         return real(size, calling, called)
 
-    monkeypatch.setattr(tp4emu.transport.tcp, "connection_params", flaky)
+    monkeypatch.setattr(tp4emu.core.class0, "connection_params", flaky)
     caplog.set_level(logging.ERROR, logger="tp4emu.tcp")
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0)) as ep:

@@ -5,6 +5,7 @@ Time is passed in as ``now`` (seconds, any monotonic origin). A test
 socket or time.
 """
 
+from .class0 import CLASS0_TRANSITIONS, Class0Connection
 from .config import Config
 from .connection import Address, Connection, Role
 from .endpoint import Endpoint, Listener
@@ -30,8 +31,10 @@ from .state import TRANSITIONS, Input, State
 from .stats import Statistics
 
 __all__ = [
+    "CLASS0_TRANSITIONS",
     "TRANSITIONS",
     "Address",
+    "Class0Connection",
     "Config",
     "Connection",
     "ConnectionClosed",

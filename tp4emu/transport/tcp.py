@@ -11,12 +11,15 @@ then also completes the CR/CC exchange before ``accept()`` returns. So:
   the client sees *after* its connect succeeded;
 * ``confirm()`` is a no-op.
 
-On the wire: TPKT (version 3) + class 0 TPDUs: CR/CC with TSAPs and TPDU size
-(≤ 2048), DT with EOT segmentation and reassembly, DR, ER. Class 0 has no
-expedited data, no checksum and no DC; a normal release is the TCP close.
-Bad input on the stream (a bad TPKT, a TPDU class 0 does not have) closes the
-connection, after an ER when the TPDU was framed correctly but invalid; the
-listener is not affected.
+The protocol is the sans-IO engine :class:`~tp4emu.core.class0.Class0Connection`
+(TPKT + class 0 TPDUs: CR/CC with TSAPs and TPDU size ≤ 2048, DT with EOT
+segmentation and reassembly, DR, ER; bad input closes the connection, after
+an ER when the TPDU was framed correctly but invalid). This module is its
+driver: it reads from the TCP stream and feeds the engine, writes what the
+engine produces, and keeps only what needs I/O or a clock: the accept loop,
+the caps on sockets, the timers, the endpoint-wide budget as back-pressure on
+reads, the pcap capture and the linger after a reject. A connection reads
+from its socket only while its user waits in ``receive()``.
 
 Limits (all in :class:`~tp4emu.core.Config`), so that no peer and no shortage
 of resources stops the endpoint or makes it hold unbounded state:
@@ -38,7 +41,7 @@ of resources stops the endpoint or makes it hold unbounded state:
   ENOMEM, ENOBUFS) is logged and retried after 0.1 s, as
   ``trio.serve_listeners`` does;
 * an unexpected error while serving one incoming connection is logged
-  (logger ``tp4emu.transport.tcp``), counted ``undecodable`` and closes that connection
+  (logger ``tp4emu.tcp``), counted ``undecodable`` and closes that connection
   only.
 """
 
@@ -52,36 +55,30 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from ..core import (
     Config,
-    ConnectionRejected,
-    ConnectionTimedOut,
     Disconnected,
     LocalProtocolError,
+    Role,
     State,
     Statistics,
 )
-from ..wire import (
-    CC,
-    CR,
-    DR,
-    DT0,
-    ER,
-    AlternativeClasses,
-    DRReason,
-    ERCause,
-    InvalidTpdu,
-    TPDUError,
-    connection_params,
-    decode,
-    encode,
+from ..core.class0 import (
+    CLASS0_MAX_TPDU_SIZE,
+    Class0Connection,
+    ConnectionRequested,
+    ConnectionTerminated,
 )
-from ..wire.tpkt import TPKTDecoder, encode_tpkt
+from ..core.class0 import (
+    LOCAL_REF as LOCAL_REF,
+)
+from ..core.errors import ConnectionRejected
+from ..wire import DRReason
+from .stream import TSDUStream
 
 __all__ = [
     "CLASS0_MAX_TPDU_SIZE",
@@ -91,11 +88,8 @@ __all__ = [
     "open_tcp_endpoint",
 ]
 
-CLASS0_MAX_TPDU_SIZE = 2048
-"""Largest TPDU size of class 0."""
 _READ = 65536
-LOCAL_REF = 1
-"""Our reference in CR/CC/DR: over TCP the connection identifies itself."""
+"""Octets asked of the socket per read."""
 
 _log = logging.getLogger("tp4emu.tcp")
 
@@ -103,13 +97,6 @@ _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, e
 """accept() errors that mean "out of resources for now" (as in trio.serve_listeners)."""
 _ACCEPT_RETRY = 0.1
 """Seconds to wait before accepting again after one of those."""
-
-
-@dataclass
-class _TCPStats:
-    accepted: int = 0
-    refused: int = 0
-    bad_input: int = 0
 
 
 class _Capture:
@@ -127,15 +114,12 @@ class _Capture:
         except OSError:
             self.pcap = None
 
-    def sent(self, tpdu: bytes) -> None:
-        if self.pcap is not None:
-            self._write(tpdu, self.local, self.peer)
-
-    def received(self, payloads: list[bytes]) -> list[bytes]:
-        if self.pcap is not None:
-            for tpdu in payloads:
-                self._write(tpdu, self.peer, self.local)
-        return payloads
+    def record(self, engine: Class0Connection) -> None:
+        """Write what *engine* sent and received since the last call."""
+        for sent, tpdu in engine.recorded():
+            if self.pcap is not None:
+                src, dst = (self.local, self.peer) if sent else (self.peer, self.local)
+                self._write(tpdu, src, dst)
 
     def _write(self, tpdu: bytes, src: Any, dst: Any) -> None:
         try:
@@ -143,11 +127,6 @@ class _Capture:
             self.pcap.flush()
         except (OSError, ValueError):  # a broken capture never breaks the connection
             self.pcap = None
-
-    def frame(self, tpdu: bytes) -> bytes:
-        """*tpdu* in a TPKT, recorded as sent."""
-        self.sent(tpdu)
-        return encode_tpkt(tpdu)
 
 
 class _Budget:
@@ -219,74 +198,91 @@ class _Budget:
 
 
 class TCPConnection(trio.abc.Channel[bytes]):
-    """A class 0 transport connection over one TCP connection (RFC 1006)."""
+    """A class 0 transport connection over one TCP connection (RFC 1006).
+
+    Drives one :class:`~tp4emu.core.class0.Class0Connection` (:attr:`engine`),
+    already OPEN when this is created.
+    """
 
     def __init__(
         self,
+        engine: Class0Connection,
         stream: trio.SocketStream,
-        decoder: TPKTDecoder,
         *,
-        tpdu_size: int,
-        calling_tsap: bytes | None,
-        called_tsap: bytes | None,
-        connect_data: bytes = b"",
-        confirm_data: bytes = b"",
-        stats: _TCPStats,
-        remote_ref: int = 0,
-        pending: list[bytes] | None = None,
-        max_tsdu_size: int | None = None,
-        capture: _Capture | None = None,
+        capture: _Capture,
         idle_timeout: float | None = None,
         budget: _Budget | None = None,
-        on_close: Callable[[], None] | None = None,
+        on_close: Callable[[TCPConnection], None] | None = None,
     ) -> None:
+        self.engine = engine
+        """The sans-IO connection (for inspection; do not drive it directly)."""
         self._stream = stream
-        self._capture = capture or _Capture(None, stream)
-        self._decoder = decoder
-        self._stats = stats
-        self.tpdu_size = tpdu_size
-        """Negotiated TPDU size (≤ 2048)."""
-        self.calling_tsap = calling_tsap
-        self.called_tsap = called_tsap
-        self.connect_data = connect_data
-        self.confirm_data = confirm_data
-        self._state = State.OPEN
-        self.error: Disconnected | None = None
+        self._capture = capture
         self.closed_by_user = False
-        self.local_ref = LOCAL_REF
-        """Our reference (class 0 references only identify the connection)."""
-        self.remote_ref = remote_ref
-        """The peer's reference, from its CR or CC."""
-        self._max_tsdu_size = max_tsdu_size or Config().max_tsdu_size
-        self._pending: list[bytes] = pending or []  # TPDUs read but not yet handled
-        self._pending_len = sum(map(len, self._pending))
-        self._reasm: list[bytes] = []
-        self._reasm_len = 0
+        """True once our user closed the connection."""
         self._idle_timeout = idle_timeout
         self._budget = budget
         self._on_close = on_close  # called once, when the TCP connection is closed
         self._send_lock = trio.StrictFIFOLock()
         self._receiving = False
-        self._er_pending: bytes | None = None
         try:
             self._peer: tuple[str, int] = tuple(stream.socket.getpeername()[:2])
             self._local: tuple[str, int] = tuple(stream.socket.getsockname()[:2])
         except OSError:
             self._peer = self._local = ("", 0)
-        self._account()  # TPDUs that came with the CR or CC
+        self._after()  # TPDUs that came with the CR or CC
 
-    @property
-    def _broken(self) -> bool:
-        return self._state is State.CLOSED
+    # -------------------------------------------------------------- info
 
     @property
     def state(self) -> State:
         """OPEN until released; then CLOSED. There is no CONFIRMING over TCP."""
-        return self._state
+        return self.engine.state
+
+    @property
+    def error(self) -> Disconnected | None:
+        """Why the connection ended, when the peer or the network ended it."""
+        err = self.engine.error
+        return err if isinstance(err, Disconnected) else None
+
+    @property
+    def tpdu_size(self) -> int:
+        """Negotiated TPDU size (≤ 2048)."""
+        return self.engine.tpdu_size
+
+    @property
+    def calling_tsap(self) -> bytes | None:
+        """The calling TSAP-ID of the CR."""
+        return self.engine.calling_tsap
+
+    @property
+    def called_tsap(self) -> bytes | None:
+        """The called TSAP-ID of the CR."""
+        return self.engine.called_tsap
+
+    @property
+    def connect_data(self) -> bytes:
+        """The CR's user data."""
+        return self.engine.connect_data
+
+    @property
+    def confirm_data(self) -> bytes:
+        """The CC's user data."""
+        return self.engine.confirm_data
+
+    @property
+    def local_ref(self) -> int:
+        """Our reference (class 0 references only identify the connection)."""
+        return self.engine.local_ref
+
+    @property
+    def remote_ref(self) -> int:
+        """The peer's reference, from its CR or CC."""
+        return self.engine.remote_ref
 
     def getpeername(self) -> tuple[str, int]:
         """The peer's (host, port). Raises OSError(ENOTCONN) once closed."""
-        if self._state is not State.OPEN:
+        if self.engine.state is not State.OPEN:
             raise OSError(errno.ENOTCONN, "transport connection is not connected")
         return self._peer
 
@@ -294,11 +290,32 @@ class TCPConnection(trio.abc.Channel[bytes]):
         """The local (host, port) of the TCP connection."""
         return self._local
 
+    def as_stream(self) -> TSDUStream:
+        """A byte-stream view of this connection (trio.abc.HalfCloseableStream):
+        ``send_all`` sends one TSDU, ``send_eof`` an empty one."""
+        return TSDUStream(self)
+
+    # ------------------------------------------------------------- calls
+
     def _check(self) -> None:
         if self.closed_by_user:
             raise trio.ClosedResourceError("connection was closed")
         if self.error is not None:
             raise self.error
+
+    def _after(self) -> bool:
+        """After each call into the engine: take its events, record its TPDUs,
+        update the budget. Returns whether the engine reported the connection
+        terminated (the TCP connection is then to be closed)."""
+        terminated = False
+        while (event := self.engine.next_event()) is not None:
+            # DataReceived and ConnectionEstablished need no wake-up here: the
+            # task that fed the engine is the one that waits for them.
+            terminated = terminated or isinstance(event, ConnectionTerminated)
+        self._capture.record(self.engine)
+        if self._budget is not None:
+            self._budget.update(self, self.engine.held)
+        return terminated
 
     async def confirm(self, data: bytes = b"") -> None:
         """A no-op: over TCP the connection was confirmed before ``accept()`` returned."""
@@ -307,8 +324,12 @@ class TCPConnection(trio.abc.Channel[bytes]):
 
     async def reject(self, reason: int = DRReason.NORMAL, data: bytes = b"") -> None:
         """Tear down the (already established) connection: DR, then the TCP close."""
-        if self._state is State.OPEN:
-            await self._send_tpdu_quietly(DR(self.remote_ref, self.local_ref, reason, data=data))
+        if self.engine.state is State.OPEN:
+            self.engine.disconnect(reason, data)
+            raw = self.engine.data_to_send()
+            self._after()
+            async with self._send_lock:
+                await _send_quietly(self._stream, raw)
             await self._linger()
         await self._close()
 
@@ -323,20 +344,29 @@ class TCPConnection(trio.abc.Channel[bytes]):
 
     async def send(self, value: bytes | bytearray | memoryview) -> None:
         """Send one TSDU as class 0 DTs (the last one with EOT)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._check()
-        data = bytes(value)
-        size = self.tpdu_size - 3  # LI, code, EOT/NR
-        chunks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
-        frame = self._capture.frame
-        frames = b"".join(
-            frame(encode(DT0(0, i == len(chunks) - 1, c))) for i, c in enumerate(chunks)
-        )
+        engine = self.engine
+        if engine.state is not State.OPEN:
+            raise Disconnected(
+                DRReason.NORMAL,
+                by_peer=engine.released_by_peer,
+                message="the connection was released (its TCP connection is closed)",
+            )
+        engine.send(value)
+        frames = engine.data_to_send()
+        self._after()
         async with self._send_lock:
             try:
                 await self._stream.send_all(frames)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self._lost("TCP connection broken while sending")
-                raise self.error from exc  # type: ignore[misc]
+                engine.send_failed()
+                self._after()
+                raise self.error or Disconnected(
+                    DRReason.PROTOCOL_ERROR,
+                    by_peer=False,
+                    message="TCP connection broken while sending",
+                ) from exc
 
     async def send_expedited(self, data: bytes) -> None:
         """Class 0 has no expedited data."""
@@ -357,143 +387,56 @@ class TCPConnection(trio.abc.Channel[bytes]):
             raise trio.BusyResourceError("another task is receiving on this connection")
         self._receiving = True
         try:
+            await trio.lowlevel.checkpoint_if_cancelled()
             while True:
                 self._check()
-                if self._state is not State.OPEN:
-                    raise trio.EndOfChannel
-                while self._pending:
-                    payload = self._pending.pop(0)
-                    self._pending_len -= len(payload)
-                    tsdu = self._handle(payload)
-                    self._account()
-                    if tsdu is not None:
-                        await trio.lowlevel.checkpoint()
-                        return tsdu
-                    if self._broken:
-                        await self._close()  # sends the ER first, when there is one
+                tsdu = self.engine.receive()
+                self._after()
+                if tsdu is not None:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return tsdu
+                if self.engine.state is not State.OPEN:
+                    await self._close()  # sends the ER first, when there is one
                     self._check()
+                    raise trio.EndOfChannel
                 await self._read()
         finally:
             self._receiving = False
 
     async def _read(self) -> None:
-        chunk: bytes | None = None
-        if self._decoder.broken:
-            # A bad TPKT came behind good ones in an earlier read: report it now.
-            chunk = b"\x00"
-        else:
-            if self._budget is not None:
-                await self._budget.wait(self)
-            idle = self._idle_timeout
-            try:
-                with trio.move_on_after(math.inf if idle is None else idle):
-                    chunk = await self._stream.receive_some(_READ)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                # A reset: an abortive release, not the normal one.
-                self._lost("TCP connection reset by peer", DRReason.NOT_SPECIFIED, by_peer=True)
-                await self._close()
-                return
-            if chunk is None:
-                self._lost(f"idle: nothing received for {idle} s", DRReason.NOT_SPECIFIED)
-                await self._close()
-                return
-        try:
-            if not chunk:
-                self._decoder.eof()
-                if self._reasm:
-                    self._lost("TCP connection closed in the middle of a TSDU")
-                self._state = State.CLOSED  # the peer's TCP close: a normal release
-                return
-            payloads = self._capture.received(self._decoder.feed(chunk))
-            self._pending.extend(payloads)
-            self._pending_len += sum(map(len, payloads))
-        except TPDUError as exc:
-            self._stats.bad_input += 1
-            self._lost(f"bad TPKT stream: {exc}", reason=exc.reason)
-            await self._close()
-        finally:
-            self._account()
-
-    def _account(self) -> None:
-        """Tell the endpoint's budget what this connection holds now."""
+        """Read once from the socket (within the budget and the idle limit) into the engine."""
         if self._budget is not None:
-            held = 0
-            if self._state is not State.CLOSED:
-                held = self._decoder.pending + self._pending_len + self._reasm_len
-            self._budget.update(self, held)
-
-    def _handle(self, payload: bytes) -> bytes | None:
-        """One TPDU from the stream; returns a TSDU when one is complete."""
+            await self._budget.wait(self)
+        idle = self._idle_timeout
+        engine = self.engine
+        chunk: bytes | None = None
         try:
-            tpdus = decode(payload)
-        except TPDUError as exc:
-            self._bad(payload, f"invalid TPDU: {exc}", exc.cause, exc.header)
-            return None
-        for tpdu in tpdus:
-            if isinstance(tpdu, DT0):
-                if len(payload) > self.tpdu_size:
-                    self._bad(payload, "DT longer than the TPDU size", ERCause.NOT_SPECIFIED)
-                    return None
-                self._reasm.append(tpdu.data)
-                self._reasm_len += len(tpdu.data)
-                if self._reasm_len > self._max_tsdu_size:
-                    self._bad(payload, "TSDU larger than max_tsdu_size", ERCause.NOT_SPECIFIED)
-                    return None
-                if tpdu.eot:
-                    tsdu = b"".join(self._reasm)
-                    self._reasm = []
-                    self._reasm_len = 0
-                    return tsdu
-            elif isinstance(tpdu, DR):
-                self.error = Disconnected(tpdu.reason, tpdu.data, by_peer=True)
-                self._state = State.CLOSED
-                return None
-            elif isinstance(tpdu, ER):
-                self.error = Disconnected(
-                    DRReason.PROTOCOL_ERROR,
-                    by_peer=True,
-                    message=f"peer sent ER cause {tpdu.cause}",
-                )
-                self._state = State.CLOSED
-                return None
+            with trio.move_on_after(math.inf if idle is None else idle):
+                chunk = await self._stream.receive_some(_READ)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            engine.connection_reset()  # an abortive release, not the normal one
+        else:
+            if chunk is None:
+                engine.timeout()
+            elif chunk:
+                engine.receive_data(chunk)
             else:
-                self._bad(
-                    payload,
-                    f"{type(tpdu).__name__} does not exist in class 0 here",
-                    ERCause.INVALID_TPDU_TYPE,
-                )
-                return None
-        return None
-
-    def _bad(self, payload: bytes, why: str, cause: int, header: bytes = b"") -> None:
-        """A TPDU class 0 cannot accept: ER to the peer, then the connection closes."""
-        self._stats.bad_input += 1
-        er = ER(self.remote_ref, cause, (InvalidTpdu((header or payload)[:32]),))
-        self._er_pending = self._capture.frame(encode(er))
-        self._lost(why)
-
-    def _lost(self, why: str, reason: int = DRReason.PROTOCOL_ERROR, by_peer: bool = False) -> None:
-        if self.error is None:
-            self.error = Disconnected(reason, by_peer=by_peer, message=why)
-        self._state = State.CLOSED
-        self._account()
-
-    async def _send_tpdu_quietly(self, tpdu: DR | ER) -> None:
-        async with self._send_lock:
-            await _send_quietly(self._stream, self._capture.frame(encode(tpdu)))
+                engine.receive_eof()
+        if self._after():
+            await self._close()  # sends the ER first, when there is one
 
     async def _close(self) -> None:
-        self._state = State.CLOSED
-        self._account()
+        """Write what the engine has left (an ER), then close the TCP connection."""
+        self.engine.close()
+        raw = self.engine.data_to_send()
+        self._after()
         try:
-            er = self._er_pending
-            if er is not None:
-                self._er_pending = None
-                await _send_quietly(self._stream, er)
+            if raw:
+                await _send_quietly(self._stream, raw)
         finally:
             on_close, self._on_close = self._on_close, None
             if on_close is not None:
-                on_close()
+                on_close(self)
             await self._stream.aclose()
 
     async def aclose(self) -> None:
@@ -513,6 +456,11 @@ class TCPListener(trio.abc.Listener[TCPConnection]):
         self._send, self._receive = trio.open_memory_channel[TCPConnection](backlog)
         self.closed = False
 
+    @property
+    def full(self) -> bool:
+        """Whether *backlog* connections wait to be accepted."""
+        return self._send.statistics().current_buffer_used >= self.backlog
+
     async def accept(self) -> TCPConnection:
         """The next connection, already OPEN (TCP handshake and CR/CC done)."""
         if self.closed:
@@ -523,9 +471,10 @@ class TCPListener(trio.abc.Listener[TCPConnection]):
             raise trio.ClosedResourceError("listener is closed") from None
 
     async def aclose(self) -> None:
-        """Stop listening for this TSAP."""
+        """Stop listening for this TSAP; connections not yet accepted get DR reason 2."""
         self.closed = True
-        self._ep._listeners.pop(self.tsap, None)
+        if self._ep._listeners.get(self.tsap) is self:
+            del self._ep._listeners[self.tsap]
         await self._send.aclose()
         while True:
             try:
@@ -545,10 +494,14 @@ class TCPEndpoint:
         self._pcap = pcap
         self._tcp = listeners
         self._listeners: dict[bytes | None, TCPListener] = {}
-        self._stats = _TCPStats()
+        self._stats = Statistics()  # the engines count undecodable into it
         self._budget = _Budget(config.receive_buffer_budget)
         self._incoming = 0  # incoming TCP connections accepted and not yet closed
         self._half_open: dict[str, int] = {}  # per peer IP: incoming ones before CR/CC is done
+        self._conns: set[TCPConnection] = set()  # open, not yet closed
+        self._serving: set[trio.CancelScope] = set()  # tasks serving incoming ones before CR/CC
+        self._accept_scope: trio.CancelScope | None = None
+        self._closed = False
 
     def getsockname(self) -> tuple[str, int]:
         """The (host, port) the TCP listening socket is bound to."""
@@ -559,19 +512,46 @@ class TCPEndpoint:
         (``connections_refused``: answered with DR, or closed unread over a
         limit) and bad input (``undecodable``: bad TPKTs or TPDUs, no CR in
         time, unexpected errors)."""
+        stats = self._stats
         return Statistics(
-            connections_opened=self._stats.accepted,
-            connections_refused=self._stats.refused,
-            undecodable=self._stats.bad_input,
+            connections_opened=stats.connections_opened,
+            connections_refused=stats.connections_refused,
+            undecodable=stats.undecodable,
         )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the endpoint is closed")
 
     def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> TCPListener:
         """Serve CRs for *tsap* (None: any TSAP not served by another listener)."""
+        self._check_open()
         if tsap in self._listeners:
             raise ValueError(f"a listener for TSAP {tsap!r} exists already")
         listener = TCPListener(self, tsap, backlog or self.config.default_backlog)
         self._listeners[tsap] = listener
         return listener
+
+    def _engine(self, role: Role) -> Class0Connection:
+        return Class0Connection(role, self.config, stats=self._stats, record=self._pcap is not None)
+
+    def _connection(
+        self,
+        engine: Class0Connection,
+        stream: trio.SocketStream,
+        capture: _Capture,
+        *,
+        incoming: bool,
+    ) -> TCPConnection:
+        conn = TCPConnection(
+            engine,
+            stream,
+            capture=capture,
+            idle_timeout=self.config.tcp_idle_timeout,
+            budget=self._budget,
+            on_close=self._incoming_closed if incoming else self._conns.discard,
+        )
+        return conn
 
     async def connect(
         self,
@@ -586,11 +566,11 @@ class TCPEndpoint:
         Class 0 carries no connect data: *data* must be empty. Raises
         ValueError, before connecting, when the TSAPs do not fit a CR.
         """
+        self._check_open()
         if data:
             raise ValueError("class 0 (RFC 1006) carries no connect data")
-        size = min(self.config.max_tpdu_size, CLASS0_MAX_TPDU_SIZE)
-        params = connection_params(size, calling_tsap, called_tsap)
-        cr = encode(CR(src_ref=LOCAL_REF, protocol_class=0, params=params))
+        engine = self._engine(Role.INITIATOR)
+        engine.connect(called_tsap=called_tsap, calling_tsap=calling_tsap)
         try:
             host = self.getsockname()[0]
             local = None if host in ("0.0.0.0", "::") else host
@@ -599,80 +579,88 @@ class TCPEndpoint:
             raise ConnectionRejected(
                 DRReason.ADDRESS_UNKNOWN, message=f"TCP connect failed: {exc}"
             ) from exc
-        decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
         capture = _Capture(self._pcap, stream)
         try:
-            await stream.send_all(capture.frame(cr))
+            raw = engine.data_to_send()
+            capture.record(engine)
+            await stream.send_all(raw)
             with trio.fail_after(self.config.cr_retransmit_time * self.config.max_retransmissions):
-                answer, rest = await _read_tpdu(stream, decoder, capture)
+                await _read_while(stream, engine, capture, lambda: engine.state is State.WFCC)
         except trio.TooSlowError:
-            await stream.aclose()
-            raise ConnectionTimedOut(message="no answer to CR") from None
-        except (TPDUError, trio.BrokenResourceError) as exc:
-            await stream.aclose()
-            raise ConnectionRejected(DRReason.PROTOCOL_ERROR, message=f"bad answer: {exc}") from exc
+            engine.timeout()
+        except trio.BrokenResourceError:
+            engine.connection_reset()
         except BaseException:  # cancelled: do not leave the TCP connection open
             await trio.aclose_forcefully(stream)
             raise
-        if isinstance(answer, DR):
+        if engine.state is not State.OPEN:
             await stream.aclose()
-            raise ConnectionRejected(answer.reason, answer.data)
-        if not isinstance(answer, CC) or answer.protocol_class != 0:
-            await stream.aclose()
-            raise ConnectionRejected(
-                DRReason.NEGOTIATION_FAILED, message=f"expected a class 0 CC, got {answer!r}"
-            )
-        return TCPConnection(
-            stream,
-            decoder,
-            tpdu_size=min(answer.tpdu_size or 128, size),
-            calling_tsap=calling_tsap,
-            called_tsap=called_tsap,
-            confirm_data=answer.data,
-            stats=self._stats,
-            remote_ref=answer.src_ref,
-            pending=rest,
-            max_tsdu_size=self.config.max_tsdu_size,
-            capture=capture,
-            idle_timeout=self.config.tcp_idle_timeout,
-            budget=self._budget,
-        )
+            assert engine.error is not None
+            raise engine.error
+        conn = self._connection(engine, stream, capture, incoming=False)
+        self._conns.add(conn)
+        return conn
+
+    async def aclose(self) -> None:
+        """Stop accepting; close the listeners (connections not yet accepted get
+        DR reason 2) and every connection (the TCP close). Idempotent; calls on
+        the endpoint and its connections fail from now on
+        (``trio.ClosedResourceError``). The listening socket closes when the
+        ``open_tcp_endpoint`` block exits."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        for scope in list(self._serving):
+            scope.cancel()
+        with trio.CancelScope(shield=True):
+            for listener in list(self._listeners.values()):
+                await listener.aclose()
+            for conn in list(self._conns):
+                await conn.aclose()
+        await trio.lowlevel.checkpoint()
 
     async def _accept_loop(self, nursery: trio.Nursery) -> None:
         # Not trio.serve_listeners: its handler's return closes the stream, and
         # ours returns as soon as the connection is handed to a listener.
-        while True:
-            try:
-                stream = await self._tcp[0].accept()
-            except OSError as exc:
-                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
-                    raise
-                _log.error(
-                    "accept returned %s (%s); retrying in %s seconds",
-                    errno.errorcode[exc.errno],
-                    os.strerror(exc.errno),
-                    _ACCEPT_RETRY,
-                    exc_info=True,
-                )
-                await trio.sleep(_ACCEPT_RETRY)
-                continue
-            try:
-                host: str = stream.socket.getpeername()[0]
-            except OSError:  # already gone
-                await stream.aclose()
-                continue
-            if (
-                self._incoming >= self.config.max_connections
-                or self._half_open.get(host, 0) >= self.config.max_half_open_per_address
-            ):
-                self._stats.refused += 1
-                await stream.aclose()
-                continue
-            self._incoming += 1
-            self._half_open[host] = self._half_open.get(host, 0) + 1
-            nursery.start_soon(self._serve, stream, host)
+        with trio.CancelScope() as self._accept_scope:
+            if self._closed:
+                return
+            while True:
+                try:
+                    stream = await self._tcp[0].accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    _log.error(
+                        "accept returned %s (%s); retrying in %s seconds",
+                        errno.errorcode[exc.errno],
+                        os.strerror(exc.errno),
+                        _ACCEPT_RETRY,
+                        exc_info=True,
+                    )
+                    await trio.sleep(_ACCEPT_RETRY)
+                    continue
+                try:
+                    host: str = stream.socket.getpeername()[0]
+                except OSError:  # already gone
+                    await stream.aclose()
+                    continue
+                if (
+                    self._incoming >= self.config.max_connections
+                    or self._half_open.get(host, 0) >= self.config.max_half_open_per_address
+                ):
+                    self._stats.connections_refused += 1
+                    await stream.aclose()
+                    continue
+                self._incoming += 1
+                self._half_open[host] = self._half_open.get(host, 0) + 1
+                nursery.start_soon(self._serve, stream, host)
 
-    def _incoming_closed(self) -> None:
+    def _incoming_closed(self, conn: TCPConnection) -> None:
+        self._conns.discard(conn)
         self._incoming -= 1
 
     async def _serve(self, stream: trio.SocketStream, host: str) -> None:
@@ -683,117 +671,94 @@ class TCPEndpoint:
         """
         handed_over = False
         try:
-            handed_over = await self._establish(stream)
+            with trio.CancelScope() as scope:  # cancelled by aclose()
+                self._serving.add(scope)
+                try:
+                    handed_over = await self._establish(stream)
+                finally:
+                    self._serving.discard(scope)
         except Exception:
-            self._stats.bad_input += 1
+            self._stats.undecodable += 1
             _log.exception("unexpected error on an incoming TCP connection from %s", host)
         finally:
             left = self._half_open.pop(host) - 1
             if left:
                 self._half_open[host] = left
             if not handed_over:
-                self._incoming_closed()
+                self._incoming -= 1
                 with trio.CancelScope(shield=True):
                     await stream.aclose()
 
     async def _establish(self, stream: trio.SocketStream) -> bool:
         """Read the CR, route it, answer CC or DR. True when a listener got the connection."""
-        decoder = TPKTDecoder(CLASS0_MAX_TPDU_SIZE + 4)
+        engine = self._engine(Role.RESPONDER)
         capture = _Capture(self._pcap, stream)
         try:
             with trio.fail_after(self.config.tcp_cr_timeout):
-                cr, rest = await _read_tpdu(stream, decoder, capture)
-        except (TPDUError, trio.TooSlowError, trio.BrokenResourceError, OSError):
-            self._stats.bad_input += 1
+                await _read_while(stream, engine, capture, lambda: engine.wants_data)
+        except trio.TooSlowError:
+            engine.timeout()
+        except (trio.BrokenResourceError, OSError):
+            engine.connection_reset()
+        requested = [e for e in iter(engine.next_event, None) if isinstance(e, ConnectionRequested)]
+        if not requested:  # no CR: the engine answered (an ER) or not, and counted it
+            raw = engine.data_to_send()
+            capture.record(engine)
+            if raw:
+                await _send_quietly(stream, raw)
             return False
-        if not isinstance(cr, CR):
-            self._stats.bad_input += 1
-            er = ER(0, ERCause.INVALID_TPDU_TYPE, (InvalidTpdu(encode(cr)[:8]),))
-            await _send_quietly(stream, capture.frame(encode(er)))
-            return False
-        listener = self._listeners.get(cr.called_tsap) or self._listeners.get(None)
-        size = min(cr.tpdu_size or 128, CLASS0_MAX_TPDU_SIZE, self.config.max_tpdu_size)
-        cc = b""
-        reason: int | None = None
+        listener = self._listeners.get(requested[0].tsap) or self._listeners.get(None)
         if listener is None or listener.closed:
-            reason = DRReason.SESSION_NOT_ATTACHED
-        elif cr.protocol_class != 0 and 0 not in _alternatives(cr):
-            reason = DRReason.NEGOTIATION_FAILED
+            engine.refuse(DRReason.SESSION_NOT_ATTACHED)
+        elif engine.refusal is None and listener.full:
+            engine.refuse(DRReason.CONGESTION)
         else:
-            params = connection_params(size, cr.calling_tsap, cr.called_tsap)
-            try:
-                cc = encode(CC(cr.src_ref, LOCAL_REF, protocol_class=0, params=params))
-            except ValueError:  # the TSAPs echoed plus the TPDU size overflow the header
-                reason = DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID
-            else:
-                if listener._send.statistics().current_buffer_used >= listener.backlog:
-                    reason = DRReason.CONGESTION
-        if reason is not None or listener is None:
-            self._stats.refused += 1
-            await _send_quietly(stream, capture.frame(encode(DR(cr.src_ref, 0, reason or 0))))
+            engine.accept()  # a CC, or a DR when the CR cannot be accepted
+        raw = engine.data_to_send()
+        capture.record(engine)
+        if engine.state is not State.OPEN or listener is None:
+            self._stats.connections_refused += 1
+            await _send_quietly(stream, raw)
             return False
-        conn = TCPConnection(
-            stream,
-            decoder,
-            tpdu_size=size,
-            calling_tsap=cr.calling_tsap,
-            called_tsap=cr.called_tsap,
-            connect_data=cr.data,
-            stats=self._stats,
-            remote_ref=cr.src_ref,
-            pending=rest,
-            max_tsdu_size=self.config.max_tsdu_size,
-            capture=capture,
-            idle_timeout=self.config.tcp_idle_timeout,
-            budget=self._budget,
-            on_close=self._incoming_closed,
-        )
+        conn = self._connection(engine, stream, capture, incoming=True)
         try:
-            await stream.send_all(capture.frame(cc))
+            await stream.send_all(raw)
             listener._send.send_nowait(conn)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
-            self._stats.refused += 1
-            conn._lost("the listener went away")  # releases its share of the budget
+            self._stats.connections_refused += 1
+            engine.close()
+            conn._after()  # releases its share of the budget
             return False
-        self._stats.accepted += 1
+        self._stats.connections_opened += 1
+        self._conns.add(conn)
         return True
 
 
-def _alternatives(cr: CR) -> tuple[int, ...]:
-    p = cr.param(AlternativeClasses)
-    return p.classes if p else ()
+async def _read_while(
+    stream: trio.SocketStream,
+    engine: Class0Connection,
+    capture: _Capture,
+    condition: Callable[[], bool],
+) -> None:
+    """Feed *engine* what *stream* delivers while *condition* holds (establishment)."""
+    while condition():
+        chunk = await stream.receive_some(_READ)
+        if chunk:
+            engine.receive_data(chunk)
+        else:
+            engine.receive_eof()
+        capture.record(engine)
 
 
 async def _send_quietly(stream: trio.SocketStream, raw: bytes) -> None:
     """Send TPKT *raw*, best effort (1 s at most): the connection is being torn down."""
+    if not raw:
+        return
     with (
         trio.move_on_after(1),
         contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
     ):
         await stream.send_all(raw)
-
-
-async def _read_tpdu(
-    stream: trio.SocketStream, decoder: TPKTDecoder, capture: _Capture
-) -> tuple[CR | CC | DR | ER | DT0, list[bytes]]:
-    """Read the first TPKT and decode its TPDU (during establishment).
-
-    Returns the TPDU and the payloads of any TPKTs that came in the same reads.
-    """
-    while True:
-        chunk = await stream.receive_some(_READ)
-        if not chunk:
-            decoder.eof()
-            raise trio.BrokenResourceError("connection closed during establishment")
-        payloads = capture.received(decoder.feed(chunk))
-        if payloads:
-            tpdu = decode(payloads[0])[0]
-            if not isinstance(tpdu, (CR, CC, DR, ER, DT0)):
-                raise TPDUError(
-                    f"{type(tpdu).__name__} does not exist in class 0",
-                    cause=ERCause.INVALID_TPDU_TYPE,
-                )
-            return tpdu, payloads[1:]
 
 
 @asynccontextmanager
