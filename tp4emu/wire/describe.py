@@ -8,6 +8,11 @@ accepts as is; :func:`format_tpdu` renders one TPDU as a greppable line of
     options=0x01 checksum=valid data=5
 
 (on one line). Nothing here does I/O.
+
+Nothing here is written per TPDU or per parameter: the fields shown, their
+order and tokens come from each TPDU's definition (``shown`` of
+:func:`~tp4emu.wire.defs.tpdu_def`), the names, shapes and token templates of
+the parameters from theirs (:func:`~tp4emu.wire.defs.param_def`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,20 @@ standard constrains (TPDU size 7..13) are checked strictly.
 
 The checksum parameter (0xC3) is not represented here: :func:`encode` inserts it
 and :func:`decode` verifies it (see :mod:`tp4emu.wire.tpdu`).
+
+**One definition per parameter.** Each parameter is defined in one place: its
+dataclass below, with its wire definition on top
+(:func:`~tp4emu.wire.defs.param_def`: name, the construct definition of the
+value with fields named like the dataclass fields, the TPDUs it belongs in,
+the shapes kept raw, the values refused, its description and token).
+:func:`decode_param`, :func:`encode_param_value` and
+:mod:`tp4emu.wire.describe` work from these definitions only.
+
+To add a parameter: give its code a name in
+:class:`~tp4emu.wire.constants.ParamCode`, write its dataclass here (with
+``code``) under ``@param_def(...)``, and name it in the ``Param`` union and
+the ``__all__`` lists (here and in ``__init__.py``). Nothing else is written
+per parameter.
 """
 
 from __future__ import annotations

@@ -10,12 +10,30 @@ LI as Wireshark does: the normal fixed parts are 4 octets and the extended ones
 7 or 9, and every parameter these TPDUs may carry (checksum, subsequence
 number, flow control confirmation, selective acknowledgement) has an even
 total length, so an even LI means normal format and an odd LI extended.
-Pass ``extended=True/False`` when the connection's format is known.
+Pass ``extended=True/False`` when the connection's format is known. (A known
+oddity, kept as is: a TPDU carrying a parameter of odd total length, such as
+an AK with an odd-length unknown parameter, is then read in the wrong format.)
 
 The checksum parameter (0xC3) is not kept in ``params``: ``encode(...,
 checksum=True)`` inserts it first in the variable part and fills it in, and
 ``decode`` verifies it and reports the verdict in ``checksum_ok`` (``None``
 when absent), a field that is not part of equality.
+
+**One definition per TPDU.** Each TPDU is defined in one place: its dataclass
+below, with its wire definition on top (:func:`~tp4emu.wire.defs.tpdu_def`:
+the fixed-part fields of each format, variable part, user data and its limit,
+the fields shown in descriptions). The construct definitions
+(:mod:`tp4emu.wire.formats`), the fixed-part lengths, the mapping between the
+dataclass and the construct container, the struct fast paths of every TPDU
+type and :mod:`tp4emu.wire.describe`'s fields are all generated from it
+(:mod:`tp4emu.wire.defs`); the properties of ``tests/test_wire_defs.py`` prove
+the fast paths equal to the construct path.
+
+To add a TPDU: write its dataclass here with ``@tpdu_def(...)`` (reusing the
+:class:`~tp4emu.wire.defs.Field` kinds of ``defs.py``, or adding one there),
+give it a ``code`` (:class:`~tp4emu.wire.constants.TPDUCode`), and name it in
+the ``TPDU`` union and the ``__all__`` lists (here and in ``__init__.py``).
+Nothing else is written per TPDU.
 """
 
 from __future__ import annotations
@@ -399,11 +417,10 @@ class _Code:
 class _Decoding:
     """One TPDU definition, as the decoder reads it."""
 
-    __slots__ = ("build", "data", "defn", "fast", "fixed", "limit", "name", "numbered", "rejects")
+    __slots__ = ("build", "data", "fast", "fixed", "limit", "name", "numbered", "rejects")
 
     def __init__(self, defn: TPDUDef) -> None:
         generated = _GENERATED[defn.cls]
-        self.defn = defn
         self.name = defn.name
         self.numbered = defn.numbered
         self.data = defn.data
