@@ -12,6 +12,7 @@ import dataclasses
 from typing import get_args
 
 import pytest
+from construct import Int8ub, Struct, Terminated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import nrs, tpdus, u16
@@ -38,9 +39,11 @@ from tp4emu.wire import tpdu as codec
 from tp4emu.wire.defs import (
     DST_REF,
     PARAM_DEFS,
+    SHOW_NR,
     TPDU_DEFS,
     TYPE,
     generate,
+    param_def,
     tpdu_def,
 )
 from tp4emu.wire.describe import PARAM_NAMES
@@ -134,6 +137,31 @@ def test_a_definition_must_carry_every_field_of_its_dataclass() -> None:
     with pytest.raises(TypeError, match="surplus"):
         tpdu_def(normal=(TYPE, DST_REF), shown=())(XX)
     assert XX not in [d.cls for d in TPDU_DEFS]
+
+
+def test_a_definition_shows_only_attributes_of_its_dataclass() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class XX:
+        dst_ref: int
+        params: tuple[Param, ...] = ()
+        checksum_ok: bool | None = None
+        code = 0x3
+
+    with pytest.raises(TypeError, match="nr"):
+        tpdu_def(normal=(TYPE, DST_REF), shown=(SHOW_NR,))(XX)
+
+
+def test_a_parameter_value_must_carry_every_field_of_its_dataclass() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Pair:
+        first: int
+        second: int
+        code = 0x99
+
+    value = Struct("first" / Int8ub, Terminated)
+    with pytest.raises(TypeError, match="second"):
+        param_def("pair", value, where=("CR",), token="pair={first}")(Pair)
+    assert Pair not in [d.cls for d in PARAM_DEFS]
 
 
 def test_generated_source_is_kept_for_readers() -> None:

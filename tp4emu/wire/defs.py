@@ -325,6 +325,9 @@ def tpdu_def(
             attrs = carried | {a for f in fixed for a in f.attrs}
             if attrs != names:
                 raise TypeError(f"{cls.__name__}: fields {sorted(names)} != wire {sorted(attrs)}")
+        for item in shown:
+            if not hasattr(cls, item.attr):
+                raise TypeError(f"{cls.__name__} has no attribute {item.attr!r} to show")
         TPDU_DEFS.append(spec)
         return cls
 
@@ -585,6 +588,10 @@ def param_def(
     def register(cls: C) -> C:
         attrs = tuple(f.name for f in fields(cls) if not (value_extended and f.name == "extended"))
         code = vars(cls).get("code")
+        for fmt in (value, value_extended):
+            names = {sub.name for sub in getattr(fmt, "subcons", ()) if sub.name}
+            if fmt is not None and isinstance(code, int) and names != set(attrs):
+                raise TypeError(f"{cls.__name__}: fields {sorted(attrs)} != value {sorted(names)}")
         spec = ParamDef(
             cls,
             code if isinstance(code, int) else None,
