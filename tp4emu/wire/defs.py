@@ -44,7 +44,7 @@ from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Final, TypeVar
 
-from construct import Construct, Int8ub, Int16ub, Int32ub
+from construct import Construct, GreedyBytes, Int8ub, Int16ub, Int32ub
 
 from . import checksum as _checksum
 from .constants import DRReason, ParamCode, TPDUCode
@@ -545,6 +545,20 @@ class ParamDef:
     def octets(self) -> str:
         """The attribute shown in ``hex``/``text`` mode: the first of the value."""
         return str(self.value.subcons[0].name)
+
+    @property
+    def opaque(self) -> str | None:
+        """The attribute when the value is its octets as they are (a TSAP-ID...), else None.
+
+        Such a value is decoded and encoded without construct: parsing
+        ``GreedyBytes`` is the identity.
+        """
+        if self.lengths is not None or self.check is not None or self.strict is not None:
+            return None
+        named = [sub for sub in getattr(self.value, "subcons", ()) if sub.name]
+        if len(named) == 1 and getattr(named[0], "subcon", None) is GreedyBytes:
+            return str(named[0].name)
+        return None
 
 
 def param_def(

@@ -482,6 +482,7 @@ Param = (
 
 
 _BY_TYPE: dict[type, ParamDef] = {d.cls: d for d in PARAM_DEFS}
+_OPAQUE: dict[type, str] = {d.cls: d.opaque for d in PARAM_DEFS if d.opaque is not None}
 _UNKNOWN = _BY_TYPE[UnknownParam]
 _BY_CODE: dict[int, list[ParamDef]] = {}
 for _d in PARAM_DEFS:
@@ -513,6 +514,9 @@ def decode_param_in(tpdu: str, code: int, value: bytes, *, extended: bool) -> Pa
     if candidates is None:
         return UnknownParam(code, value)
     spec = next((d for d in candidates if tpdu in d.where), candidates[0])
+    opaque = _OPAQUE.get(spec.cls)
+    if opaque is not None:
+        return spec.cls(**{opaque: value})  # type: ignore[no-any-return]
     if spec.lengths is not None and len(value) not in spec.lengths:
         return UnknownParam(code, value)
     fmt = spec.value_extended if extended and spec.value_extended is not None else spec.value
@@ -537,6 +541,9 @@ def decode_param_in(tpdu: str, code: int, value: bytes, *, extended: bool) -> Pa
 
 def encode_param_value(param: Param) -> bytes:
     """Encode the value octets of *param* (without code and length)."""
+    opaque = _OPAQUE.get(type(param))
+    if opaque is not None:
+        return bytes(getattr(param, opaque))
     spec = _BY_TYPE.get(type(param))
     if spec is None:
         raise TypeError(f"not a parameter: {param!r}")
