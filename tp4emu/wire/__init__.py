@@ -1,6 +1,11 @@
 """Wire formats of ISO 8073 / X.224: TPDUs, parameters, checksum, TPKT framing.
 
 Nothing in this package does I/O.
+
+Each TPDU and each parameter is defined once, as a dataclass with its wire
+definition on top: TPDUs in :mod:`.tpdu`, parameters in :mod:`.params` (their
+docstrings say how to add one); :mod:`.defs` turns the definitions into the
+construct formats, the struct fast paths and the descriptions.
 """
 
 from .checksum import checksum_octets, fletcher_sums, verify

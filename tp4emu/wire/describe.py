@@ -8,42 +8,26 @@ accepts as is; :func:`format_tpdu` renders one TPDU as a greppable line of
     options=0x01 checksum=valid data=5
 
 (on one line). Nothing here does I/O.
+
+Nothing here is written per TPDU or per parameter: the fields shown, their
+order and tokens come from each TPDU's definition (``shown`` of
+:func:`~tp4emu.wire.defs.tpdu_def`), the names, shapes and token templates of
+the parameters from theirs (:func:`~tp4emu.wire.defs.param_def`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+import string
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .constants import ClassOption, DRReason, ERCause
+from .defs import PARAM_DEFS, TPDU_DEFS, ParamDef, Shown, TPDUDef
 from .errors import TPDUError
-from .params import (
-    AckTime,
-    AdditionalInformation,
-    AdditionalOptions,
-    AlternativeClasses,
-    CalledTsap,
-    CallingTsap,
-    FlowControlConfirmation,
-    InactivityTimer,
-    InvalidTpdu,
-    Param,
-    PreferredMaxTpduSize,
-    Priority,
-    Protection,
-    ReassignmentTime,
-    ResidualErrorRate,
-    SelectiveAck,
-    SubsequenceNumber,
-    Throughput,
-    TpduSize,
-    TransitDelay,
-    UnknownParam,
-    Version,
-)
-from .tpdu import AK, CC, CR, DC, DR, DT, DT0, ED, ER, RJ, TPDU
+from .params import Param
+from .tpdu import TPDU
 
 __all__ = [
     "DEFAULT_DATA_LIMIT",
@@ -62,29 +46,10 @@ __all__ = [
 DEFAULT_DATA_LIMIT = 64
 """Most user-data octets shown in hex by default."""
 
-PARAM_NAMES: dict[type, str] = {
-    TpduSize: "tpdu-size",
-    PreferredMaxTpduSize: "preferred-max-tpdu-size",
-    CallingTsap: "calling-tsap",
-    CalledTsap: "called-tsap",
-    InvalidTpdu: "invalid-tpdu",
-    Version: "version",
-    Protection: "protection",
-    AdditionalOptions: "additional-options",
-    AlternativeClasses: "alternative-classes",
-    AckTime: "ack-time",
-    ResidualErrorRate: "residual-error-rate",
-    Priority: "priority",
-    TransitDelay: "transit-delay",
-    Throughput: "throughput",
-    SubsequenceNumber: "subsequence-number",
-    ReassignmentTime: "reassignment-time",
-    FlowControlConfirmation: "flow-control-confirmation",
-    SelectiveAck: "selective-ack",
-    AdditionalInformation: "additional-information",
-    InactivityTimer: "inactivity-timer",
-    UnknownParam: "unknown",
-}
+_PARAMS: dict[type, ParamDef] = {d.cls: d for d in PARAM_DEFS}
+_TPDUS: dict[type, TPDUDef] = {d.cls: d for d in TPDU_DEFS}
+
+PARAM_NAMES: dict[type, str] = {d.cls: d.name for d in PARAM_DEFS}
 """The name of each parameter type, as used in :func:`describe` (``params[].name``)."""
 
 
@@ -139,23 +104,17 @@ def describe_param(param: Param) -> dict[str, Any]:
     (``size`` of the TPDU size parameters, the flags of the additional options).
     """
     out: dict[str, Any] = {"name": PARAM_NAMES.get(type(param), "unknown"), "code": param.code}
-    if isinstance(param, (CallingTsap, CalledTsap)):
-        out["hex"] = param.value.hex()
-        out["text"] = printable_text(param.value)
-        return out
-    if isinstance(param, (Protection, AdditionalInformation, UnknownParam)):
-        out["hex"] = param.value.hex()
-        return out
-    if isinstance(param, InvalidTpdu):
-        out["hex"] = param.header.hex()
+    spec = _PARAMS[type(param)]
+    if spec.shown in ("hex", "text"):
+        value: bytes = getattr(param, spec.octets)
+        out["hex"] = value.hex()
+        if spec.shown == "text":
+            out["text"] = printable_text(value)
         return out
     for f in dataclasses.fields(param):
         out[f.name] = _jsonable(getattr(param, f.name))
-    if isinstance(param, (TpduSize, PreferredMaxTpduSize)):
-        out["size"] = param.size
-    elif isinstance(param, AdditionalOptions):
-        out["expedited"] = param.expedited
-        out["checksum"] = param.checksum
+    for name in spec.derived:
+        out[name] = getattr(param, name)
     return out
 
 
@@ -170,47 +129,33 @@ def _hex_token(value: bytes) -> str:
     return "0x" + value.hex() if value else '""'
 
 
-_PARAM_TOKENS: dict[type, Callable[[Any], str]] = {
-    TpduSize: lambda p: f"size={p.size}",
-    PreferredMaxTpduSize: lambda p: f"preferred-size={p.size}",
-    CallingTsap: lambda p: f"calling-tsap={_quoted_or_hex(p.value)}",
-    CalledTsap: lambda p: f"called-tsap={_quoted_or_hex(p.value)}",
-    InvalidTpdu: lambda p: f"invalid-tpdu={_hex_token(p.header)}",
-    Version: lambda p: f"version={p.number}",
-    Protection: lambda p: f"protection={_hex_token(p.value)}",
-    AdditionalOptions: lambda p: f"options=0x{p.flags:02x}",
-    AlternativeClasses: lambda p: "alt-classes=" + ",".join(str(c) for c in p.classes),
-    AckTime: lambda p: f"ack-time={p.ms}ms",
-    ResidualErrorRate: lambda p: (
-        f"residual-error-rate=target:{p.target},min:{p.minimum},tsdu:{p.tsdu_size}"
-    ),
-    Priority: lambda p: f"priority={p.value}",
-    TransitDelay: lambda p: (
-        "transit-delay="
-        f"{p.target_calling_called}/{p.minimum_calling_called}/"
-        f"{p.target_called_calling}/{p.minimum_called_calling}ms"
-    ),
-    Throughput: lambda p: "throughput=" + "/".join(str(v) for v in p.values),
-    SubsequenceNumber: lambda p: f"subseq={p.value}",
-    ReassignmentTime: lambda p: f"reassignment-time={p.seconds}s",
-    FlowControlConfirmation: lambda p: (
-        f"fcc=lwe:{p.lower_window_edge},subseq:{p.your_subsequence},credit:{p.your_credit}"
-    ),
-    SelectiveAck: lambda p: (
-        "selective-ack=" + (",".join(f"{lo}-{hi}" for lo, hi in p.ranges) or '""')
-    ),
-    AdditionalInformation: lambda p: f"additional-info={_hex_token(p.value)}",
-    InactivityTimer: lambda p: f"inactivity={p.ms}ms",
-    UnknownParam: lambda p: f"param-0x{p.param_code:02x}={_hex_token(p.value)}",
-}
+class _TokenFormatter(string.Formatter):
+    """Renders the token templates of the parameter definitions over a parameter."""
+
+    def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        return getattr(args[0], str(key))
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion == "q":
+            return _quoted_or_hex(value)
+        if conversion == "h":
+            return _hex_token(value)
+        if conversion in (",", "/"):
+            return conversion.join(str(v) for v in value)
+        if conversion == "R":
+            return ",".join(f"{lo}-{hi}" for lo, hi in value) or '""'
+        return super().convert_field(value, conversion)
+
+
+_TOKENS = _TokenFormatter()
 
 
 def format_param(param: Param) -> str:
     """One parameter as a single ``key=value`` token (no spaces)."""
-    render = _PARAM_TOKENS.get(type(param))
-    if render is None:  # pragma: no cover - every Param type has a renderer
+    spec = _PARAMS.get(type(param))
+    if spec is None:  # pragma: no cover - every Param type has a renderer
         return f"param-0x{param.code:02x}=?"
-    return render(param)
+    return _TOKENS.format(spec.token, param)
 
 
 # ---------------------------------------------------------------- TPDUs
@@ -230,39 +175,14 @@ def describe(tpdu: TPDU, *, data_limit: int = DEFAULT_DATA_LIMIT) -> dict[str, A
     ``{"length": n, "hex": ..., "truncated": bool}``, the hex holding at most
     *data_limit* octets.
     """
-    out: dict[str, Any] = {"type": type(tpdu).__name__}
-    if isinstance(tpdu, (CR, CC)):
-        out["dst_ref"] = tpdu.dst_ref
-        out["src_ref"] = tpdu.src_ref
-        out["class"] = tpdu.protocol_class
-        out["options"] = tpdu.options
-        out["extended"] = tpdu.extended
-        out["credit"] = tpdu.credit
-    elif isinstance(tpdu, DR):
-        out["dst_ref"] = tpdu.dst_ref
-        out["src_ref"] = tpdu.src_ref
-        out["reason"] = _code_name(tpdu.reason, DRReason)
-    elif isinstance(tpdu, DC):
-        out["dst_ref"] = tpdu.dst_ref
-        out["src_ref"] = tpdu.src_ref
-    elif isinstance(tpdu, ER):
-        out["dst_ref"] = tpdu.dst_ref
-        out["cause"] = _code_name(tpdu.cause, ERCause)
-    elif isinstance(tpdu, DT0):
-        out["nr"] = tpdu.nr
-        out["eot"] = tpdu.eot
-    else:  # DT, ED, AK, EA, RJ
-        out["dst_ref"] = tpdu.dst_ref
-        out["extended"] = tpdu.extended
-        out["nr"] = tpdu.nr
-        if isinstance(tpdu, (DT, ED)):
-            out["eot"] = tpdu.eot
-        if isinstance(tpdu, (AK, RJ)):
-            out["credit"] = tpdu.credit
+    spec = _TPDUS[type(tpdu)]
+    out: dict[str, Any] = {"type": spec.name}
+    for item in spec.shown:
+        out[item.key] = _json_value(item, getattr(tpdu, item.attr))
     out["params"] = [describe_param(p) for p in tpdu.params]
     out["checksum"] = checksum_verdict(tpdu)
-    if isinstance(tpdu, (CR, CC, DR, DT, DT0, ED)):
-        data = tpdu.data
+    if spec.data:
+        data: bytes = tpdu.data  # type: ignore[union-attr]
         shown = data[: max(0, data_limit)]
         out["data"] = {
             "length": len(data),
@@ -272,8 +192,40 @@ def describe(tpdu: TPDU, *, data_limit: int = DEFAULT_DATA_LIMIT) -> dict[str, A
     return out
 
 
+def _json_value(shown: Shown, value: Any) -> Any:
+    if shown.kind == "reason":
+        return _code_name(value, DRReason)
+    if shown.kind == "cause":
+        return _code_name(value, ERCause)
+    return value
+
+
 def _ref(value: int) -> str:
     return f"0x{value:04x}"
+
+
+def _class_options(options: int) -> str:
+    flags = [
+        name
+        for bit, name in (
+            (ClassOption.EXTENDED_FORMAT, "extended"),
+            (ClassOption.EXPLICIT_FLOW_CONTROL, "explicit-fc"),
+        )
+        if options & bit
+    ]
+    suffix = f"({','.join(flags)})" if flags else ""
+    return f"0x{options:x}{suffix}"
+
+
+_TOKEN_VALUES: dict[str, Callable[[Any], str]] = {
+    "int": str,
+    "ref": _ref,
+    "bool": lambda value: str(int(value)),
+    "reason": lambda value: _token_code_name(value, DRReason),
+    "cause": lambda value: _token_code_name(value, ERCause),
+    "class-options": _class_options,
+    "format": lambda value: "extended",
+}
 
 
 def format_tpdu(
@@ -285,51 +237,21 @@ def format_tpdu(
     (at most *data_limit* octets, ``...`` when cut) and as quoted text when
     it is printable ASCII.
     """
-    tokens: list[str] = [type(tpdu).__name__]
-    if isinstance(tpdu, (CR, CC)):
-        if isinstance(tpdu, CC) or tpdu.dst_ref:
-            tokens.append(f"dst-ref={_ref(tpdu.dst_ref)}")
-        tokens.append(f"src-ref={_ref(tpdu.src_ref)}")
-        tokens.append(f"class={tpdu.protocol_class}")
-        if tpdu.options:
-            flags = [
-                name
-                for bit, name in (
-                    (ClassOption.EXTENDED_FORMAT, "extended"),
-                    (ClassOption.EXPLICIT_FLOW_CONTROL, "explicit-fc"),
-                )
-                if tpdu.options & bit
-            ]
-            suffix = f"({','.join(flags)})" if flags else ""
-            tokens.append(f"class-options=0x{tpdu.options:x}{suffix}")
-        tokens.append(f"credit={tpdu.credit}")
-    elif isinstance(tpdu, (DR, DC)):
-        tokens.append(f"dst-ref={_ref(tpdu.dst_ref)}")
-        tokens.append(f"src-ref={_ref(tpdu.src_ref)}")
-        if isinstance(tpdu, DR):
-            tokens.append(f"reason={_token_code_name(tpdu.reason, DRReason)}")
-    elif isinstance(tpdu, ER):
-        tokens.append(f"dst-ref={_ref(tpdu.dst_ref)}")
-        tokens.append(f"cause={_token_code_name(tpdu.cause, ERCause)}")
-    elif isinstance(tpdu, DT0):
-        tokens.append(f"nr={tpdu.nr}")
-        tokens.append(f"eot={int(tpdu.eot)}")
-    else:  # DT, ED, AK, EA, RJ
-        tokens.append(f"dst-ref={_ref(tpdu.dst_ref)}")
-        if tpdu.extended:
-            tokens.append("format=extended")
-        tokens.append(f"nr={tpdu.nr}")
-        if isinstance(tpdu, (DT, ED)):
-            tokens.append(f"eot={int(tpdu.eot)}")
-        if isinstance(tpdu, (AK, RJ)):
-            tokens.append(f"credit={tpdu.credit}")
+    spec = _TPDUS[type(tpdu)]
+    tokens: list[str] = [spec.name]
+    for item in spec.shown:
+        value = getattr(tpdu, item.attr)
+        if item.token is None or not (value or item.if_zero):
+            continue
+        tokens.append(f"{item.token}={_TOKEN_VALUES[item.kind](value)}")
     tokens.extend(format_param(p) for p in tpdu.params)
     tokens.append(f"checksum={checksum_verdict(tpdu)}")
     line = " ".join(tokens)
-    if isinstance(tpdu, (CR, CC, DR, DT, DT0, ED)):
-        line += f" data={len(tpdu.data)}"
-        if show_data and tpdu.data:
-            line += "\n    " + format_data(tpdu.data, data_limit=data_limit)
+    if spec.data:
+        data: bytes = tpdu.data  # type: ignore[union-attr]
+        line += f" data={len(data)}"
+        if show_data and data:
+            line += "\n    " + format_data(data, data_limit=data_limit)
     return line
 
 

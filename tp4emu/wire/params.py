@@ -9,10 +9,25 @@ standard constrains (TPDU size 7..13) are checked strictly.
 
 The checksum parameter (0xC3) is not represented here: :func:`encode` inserts it
 and :func:`decode` verifies it (see :mod:`tp4emu.wire.tpdu`).
+
+**One definition per parameter.** Each parameter is defined in one place: its
+dataclass below, with its wire definition on top
+(:func:`~tp4emu.wire.defs.param_def`: name, the construct definition of the
+value with fields named like the dataclass fields, the TPDUs it belongs in,
+the shapes kept raw, the values refused, its description and token).
+:func:`decode_param`, :func:`encode_param_value` and
+:mod:`tp4emu.wire.describe` work from these definitions only.
+
+To add a parameter: give its code a name in
+:class:`~tp4emu.wire.constants.ParamCode`, write its dataclass here (with
+``code``) under ``@param_def(...)``, and name it in the ``Param`` union and
+the ``__all__`` lists (here and in ``__init__.py``). Nothing else is written
+per parameter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,6 +35,8 @@ from construct import (
     Array,
     Construct,
     ConstructError,
+    ExprAdapter,
+    GreedyBytes,
     GreedyRange,
     Int8ub,
     Int16ub,
@@ -30,6 +47,7 @@ from construct import (
 )
 
 from .constants import DRReason, ERCause, ParamCode
+from .defs import PARAM_DEFS, ParamDef, param_def
 from .errors import TPDUError
 
 __all__ = [
@@ -57,50 +75,70 @@ __all__ = [
     "Version",
     "connection_params",
     "decode_param",
+    "decode_param_in",
     "encode_param_value",
+    "param_format",
 ]
 
-# --- construct definitions of the parameter values -------------------------
+# --- building blocks of the value definitions ---------------------------------
 
-U8: Construct = Struct("value" / Int8ub, Terminated)
-U16: Construct = Struct("value" / Int16ub, Terminated)
-U32: Construct = Struct("value" / Int32ub, Terminated)
-RESIDUAL_ERROR_RATE: Construct = Struct(
-    "target" / Int8ub,
-    "minimum" / Int8ub,
-    "tsdu_size" / Int8ub,
-    Terminated,
+
+def _value(*fields: Construct) -> Construct:
+    """A value made of *fields*, which fill it exactly."""
+    return Struct(*fields, Terminated)
+
+
+def _u8(name: str) -> Construct:
+    return _value(name / Int8ub)
+
+
+def _u16(name: str) -> Construct:
+    return _value(name / Int16ub)
+
+
+def _u32(name: str) -> Construct:
+    return _value(name / Int32ub)
+
+
+def _octets(name: str) -> Construct:
+    return _value(name / GreedyBytes)
+
+
+_BIG_ENDIAN = ExprAdapter(
+    GreedyBytes,
+    decoder=lambda obj, ctx: int.from_bytes(obj, "big"),
+    encoder=lambda obj, ctx: obj.to_bytes(max(1, (obj.bit_length() + 7) // 8), "big"),
 )
-TRANSIT_DELAY: Construct = Struct(
-    "target_calling_called" / Int16ub,
-    "minimum_calling_called" / Int16ub,
-    "target_called_calling" / Int16ub,
-    "minimum_called_calling" / Int16ub,
-    Terminated,
+"""An unsigned integer in as many octets as the value has (the fewest on encoding)."""
+_HIGH_NIBBLE = ExprAdapter(
+    Int8ub,
+    decoder=lambda obj, ctx: obj >> 4,
+    encoder=lambda obj, ctx: (obj & 0x0F) << 4,
 )
-THROUGHPUT: Construct = Struct(
-    "values" / GreedyRange(Int24ub),
-    Terminated,
-)
-FLOW_CONTROL_CONFIRMATION: Construct = Struct(
-    "lower_window_edge" / Int32ub,
-    "your_subsequence" / Int16ub,
-    "your_credit" / Int16ub,
-    Terminated,
-)
-SELECTIVE_ACK_NORMAL: Construct = Struct(
-    "edges" / GreedyRange(Array(2, Int8ub)),
-    Terminated,
-)
-SELECTIVE_ACK_EXTENDED: Construct = Struct(
-    "edges" / GreedyRange(Array(2, Int32ub)),
-    Terminated,
-)
+"""A class number in the high nibble of an octet."""
+_CONNECTION = ("CR", "CC")
+
+
+def _message(
+    condition: Callable[[Any], bool], text: Callable[[Any], str]
+) -> Callable[[Any], str | None]:
+    """A rule: None when *condition* holds, else the message *text*."""
+    return lambda p: None if condition(p) else text(p)
 
 
 # --- typed parameters -------------------------------------------------------
 
 
+@param_def(
+    "tpdu-size",
+    _u8("exponent"),
+    where=_CONNECTION,
+    token="size={size}",
+    derived=("size",),
+    strict=_message(
+        lambda p: 7 <= p.exponent <= 13, lambda p: f"TPDU size code {p.exponent} out of 7..13"
+    ),
+)
 @dataclass(frozen=True, slots=True)
 class TpduSize:
     """0xC0: proposed/negotiated maximum TPDU size as log2 (7 = 128 ... 13 = 8192)."""
@@ -122,6 +160,17 @@ class TpduSize:
         return cls(exponent)
 
 
+@param_def(
+    "preferred-max-tpdu-size",
+    _value("units" / _BIG_ENDIAN),
+    where=_CONNECTION,
+    token="preferred-size={size}",
+    derived=("size",),
+    lengths=range(1, 5),
+    check=_message(
+        lambda p: 0 <= p.units < 1 << 32, lambda p: "preferred maximum TPDU size out of range"
+    ),
+)
 @dataclass(frozen=True, slots=True)
 class PreferredMaxTpduSize:
     """0xF0: preferred maximum TPDU size, in units of 128 octets."""
@@ -135,6 +184,13 @@ class PreferredMaxTpduSize:
         return self.units * 128
 
 
+@param_def(
+    "calling-tsap",
+    _octets("value"),
+    where=_CONNECTION,
+    token="calling-tsap={value!q}",
+    shown="text",
+)
 @dataclass(frozen=True, slots=True)
 class CallingTsap:
     """0xC1 (in CR/CC): calling TSAP-ID, opaque octets."""
@@ -143,6 +199,9 @@ class CallingTsap:
     code: ClassVar[int] = ParamCode.CALLING_TSAP
 
 
+@param_def(
+    "called-tsap", _octets("value"), where=_CONNECTION, token="called-tsap={value!q}", shown="text"
+)
 @dataclass(frozen=True, slots=True)
 class CalledTsap:
     """0xC2 (in CR/CC): called TSAP-ID, opaque octets."""
@@ -151,6 +210,9 @@ class CalledTsap:
     code: ClassVar[int] = ParamCode.CALLED_TSAP
 
 
+@param_def(
+    "invalid-tpdu", _octets("header"), where=("ER",), token="invalid-tpdu={header!h}", shown="hex"
+)
 @dataclass(frozen=True, slots=True)
 class InvalidTpdu:
     """0xC1 (in ER only): the header octets of the rejected TPDU."""
@@ -159,6 +221,7 @@ class InvalidTpdu:
     code: ClassVar[int] = ParamCode.INVALID_TPDU
 
 
+@param_def("version", _u8("number"), where=_CONNECTION, token="version={number}")
 @dataclass(frozen=True, slots=True)
 class Version:
     """0xC4: protocol version number (1)."""
@@ -167,6 +230,9 @@ class Version:
     code: ClassVar[int] = ParamCode.VERSION
 
 
+@param_def(
+    "protection", _octets("value"), where=_CONNECTION, token="protection={value!h}", shown="hex"
+)
 @dataclass(frozen=True, slots=True)
 class Protection:
     """0xC5: protection parameters, user-defined octets."""
@@ -175,6 +241,13 @@ class Protection:
     code: ClassVar[int] = ParamCode.PROTECTION
 
 
+@param_def(
+    "additional-options",
+    _u8("flags"),
+    where=_CONNECTION,
+    token="options=0x{flags:02x}",
+    derived=("expedited", "checksum"),
+)
 @dataclass(frozen=True, slots=True)
 class AdditionalOptions:
     """0xC6: additional option selection.
@@ -200,6 +273,12 @@ class AdditionalOptions:
         return not self.flags & self.NON_USE_OF_CHECKSUM
 
 
+@param_def(
+    "alternative-classes",
+    _value("classes" / GreedyRange(_HIGH_NIBBLE)),
+    where=("CR",),
+    token="alt-classes={classes!,}",
+)
 @dataclass(frozen=True, slots=True)
 class AlternativeClasses:
     """0xC7: alternative protocol classes (CR only), one per octet."""
@@ -208,6 +287,7 @@ class AlternativeClasses:
     code: ClassVar[int] = ParamCode.ALTERNATIVE_CLASSES
 
 
+@param_def("ack-time", _u16("ms"), where=_CONNECTION, token="ack-time={ms}ms")
 @dataclass(frozen=True, slots=True)
 class AckTime:
     """0x85: acknowledgement time, the longest (ms) the sender delays an AK."""
@@ -216,6 +296,12 @@ class AckTime:
     code: ClassVar[int] = ParamCode.ACK_TIME
 
 
+@param_def(
+    "residual-error-rate",
+    _value("target" / Int8ub, "minimum" / Int8ub, "tsdu_size" / Int8ub),
+    where=_CONNECTION,
+    token="residual-error-rate=target:{target},min:{minimum},tsdu:{tsdu_size}",
+)
 @dataclass(frozen=True, slots=True)
 class ResidualErrorRate:
     """0x86: residual error rate: target and minimum (powers of 10), TSDU size (power of 2)."""
@@ -226,6 +312,7 @@ class ResidualErrorRate:
     code: ClassVar[int] = ParamCode.RESIDUAL_ERROR_RATE
 
 
+@param_def("priority", _u16("value"), where=_CONNECTION, token="priority={value}")
 @dataclass(frozen=True, slots=True)
 class Priority:
     """0x87: priority, 0 is highest."""
@@ -234,6 +321,18 @@ class Priority:
     code: ClassVar[int] = ParamCode.PRIORITY
 
 
+@param_def(
+    "transit-delay",
+    _value(
+        "target_calling_called" / Int16ub,
+        "minimum_calling_called" / Int16ub,
+        "target_called_calling" / Int16ub,
+        "minimum_called_calling" / Int16ub,
+    ),
+    where=_CONNECTION,
+    token="transit-delay={target_calling_called}/{minimum_calling_called}/"
+    "{target_called_calling}/{minimum_called_calling}ms",
+)
 @dataclass(frozen=True, slots=True)
 class TransitDelay:
     """0x88: transit delay (ms): target and minimum, in each direction."""
@@ -245,6 +344,14 @@ class TransitDelay:
     code: ClassVar[int] = ParamCode.TRANSIT_DELAY
 
 
+@param_def(
+    "throughput",
+    _value("values" / GreedyRange(Int24ub)),
+    where=_CONNECTION,
+    token="throughput={values!/}",
+    lengths=(12, 24),
+    check=_message(lambda p: len(p.values) in (4, 8), lambda p: "throughput has 4 or 8 values"),
+)
 @dataclass(frozen=True, slots=True)
 class Throughput:
     """0x89: throughput, 4 (maximum) or 8 (maximum and average) 24-bit values (octets/s)."""
@@ -253,6 +360,7 @@ class Throughput:
     code: ClassVar[int] = ParamCode.THROUGHPUT
 
 
+@param_def("subsequence-number", _u16("value"), where=("AK",), token="subseq={value}")
 @dataclass(frozen=True, slots=True)
 class SubsequenceNumber:
     """0x8A (AK, class 4): orders AKs carrying the same YR-TU-NR."""
@@ -261,6 +369,9 @@ class SubsequenceNumber:
     code: ClassVar[int] = ParamCode.SUBSEQUENCE_NUMBER
 
 
+@param_def(
+    "reassignment-time", _u16("seconds"), where=_CONNECTION, token="reassignment-time={seconds}s"
+)
 @dataclass(frozen=True, slots=True)
 class ReassignmentTime:
     """0x8B (classes 1, 3): reassignment time in seconds."""
@@ -269,6 +380,12 @@ class ReassignmentTime:
     code: ClassVar[int] = ParamCode.REASSIGNMENT_TIME
 
 
+@param_def(
+    "flow-control-confirmation",
+    _value("lower_window_edge" / Int32ub, "your_subsequence" / Int16ub, "your_credit" / Int16ub),
+    where=("AK",),
+    token="fcc=lwe:{lower_window_edge},subseq:{your_subsequence},credit:{your_credit}",
+)
 @dataclass(frozen=True, slots=True)
 class FlowControlConfirmation:
     """0x8C (AK, class 4): echoes the peer's window: LWE, subsequence, credit."""
@@ -279,6 +396,13 @@ class FlowControlConfirmation:
     code: ClassVar[int] = ParamCode.FLOW_CONTROL_CONFIRMATION
 
 
+@param_def(
+    "selective-ack",
+    _value("ranges" / GreedyRange(Array(2, Int8ub))),
+    value_extended=_value("ranges" / GreedyRange(Array(2, Int32ub))),
+    where=("AK",),
+    token="selective-ack={ranges!R}",
+)
 @dataclass(frozen=True, slots=True)
 class SelectiveAck:
     """0x8F (AK, 1997 edition): received ranges as (lower, upper) TPDU-NR pairs.
@@ -291,6 +415,13 @@ class SelectiveAck:
     code: ClassVar[int] = ParamCode.SELECTIVE_ACK
 
 
+@param_def(
+    "additional-information",
+    _octets("value"),
+    where=("DR",),
+    token="additional-info={value!h}",
+    shown="hex",
+)
 @dataclass(frozen=True, slots=True)
 class AdditionalInformation:
     """0xE0 (DR): additional information, opaque octets."""
@@ -299,6 +430,7 @@ class AdditionalInformation:
     code: ClassVar[int] = ParamCode.ADDITIONAL_INFORMATION
 
 
+@param_def("inactivity-timer", _u32("ms"), where=_CONNECTION, token="inactivity={ms}ms")
 @dataclass(frozen=True, slots=True)
 class InactivityTimer:
     """0xF2: inactivity timer of the sender, in ms."""
@@ -307,6 +439,9 @@ class InactivityTimer:
     code: ClassVar[int] = ParamCode.INACTIVITY_TIMER
 
 
+@param_def(
+    "unknown", _octets("value"), where=(), token="param-0x{param_code:02x}={value!h}", shown="hex"
+)
 @dataclass(frozen=True, slots=True)
 class UnknownParam:
     """A parameter kept as raw octets: unknown code, or a value of unexpected shape."""
@@ -346,143 +481,87 @@ Param = (
 """Any variable-part parameter."""
 
 
+_BY_TYPE: dict[type, ParamDef] = {d.cls: d for d in PARAM_DEFS}
+_OPAQUE: dict[type, str] = {d.cls: d.opaque for d in PARAM_DEFS if d.opaque is not None}
+_UNKNOWN = _BY_TYPE[UnknownParam]
+_BY_CODE: dict[int, list[ParamDef]] = {}
+for _d in PARAM_DEFS:
+    if _d.code is not None:
+        _BY_CODE.setdefault(_d.code, []).append(_d)
+del _d
+
+
+def _frozen(value: Any) -> Any:
+    """Lists (construct's) as tuples, all the way down."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 def decode_param(code: int, value: bytes, *, in_er: bool, extended: bool) -> Param:
     """Decode one parameter value. Raises :class:`TPDUError` only for values the
     standard constrains strictly (TPDU size); other misshapen values stay raw."""
+    return decode_param_in("ER" if in_er else "", code, value, extended=extended)
+
+
+def decode_param_in(tpdu: str, code: int, value: bytes, *, extended: bool) -> Param:
+    """Decode one parameter value found in a TPDU named *tpdu* (see :func:`decode_param`).
+
+    Where two parameters share a code (0xC1), the one that belongs in *tpdu*
+    is chosen, else the first defined.
+    """
+    candidates = _BY_CODE.get(code)
+    if candidates is None:
+        return UnknownParam(code, value)
+    spec = next((d for d in candidates if tpdu in d.where), candidates[0])
+    opaque = _OPAQUE.get(spec.cls)
+    if opaque is not None:
+        return spec.cls(**{opaque: value})  # type: ignore[no-any-return]
+    if spec.lengths is not None and len(value) not in spec.lengths:
+        return UnknownParam(code, value)
+    fmt = spec.value_extended if extended and spec.value_extended is not None else spec.value
     try:
-        return _decode_param(code, value, in_er=in_er, extended=extended)
+        parsed = fmt.parse(value)
     except ConstructError:  # a misshapen value: keep it raw
         return UnknownParam(code, value)
-
-
-def _decode_param(code: int, value: bytes, *, in_er: bool, extended: bool) -> Param:
-    if code == ParamCode.TPDU_SIZE:
-        exponent = U8.parse(value).value
-        if not 7 <= exponent <= 13:
+    attrs = {name: _frozen(parsed[name]) for name in spec.attrs}
+    if spec.value_extended is not None:
+        attrs["extended"] = extended
+    param: Param = spec.cls(**attrs)
+    if spec.strict is not None:
+        message = spec.strict(param)
+        if message is not None:
             raise TPDUError(
-                f"TPDU size code {exponent} out of 7..13",
+                message,
                 reason=DRReason.NEGOTIATION_FAILED,
                 cause=ERCause.INVALID_PARAMETER_VALUE,
             )
-        return TpduSize(exponent)
-    if code == ParamCode.PREFERRED_MAX_TPDU_SIZE:
-        if not 1 <= len(value) <= 4:
-            return UnknownParam(code, value)
-        return PreferredMaxTpduSize(int.from_bytes(value, "big"))
-    if code == 0xC1:
-        return InvalidTpdu(value) if in_er else CallingTsap(value)
-    if code == ParamCode.CALLED_TSAP:
-        return CalledTsap(value)
-    if code == ParamCode.VERSION:
-        return Version(U8.parse(value).value)
-    if code == ParamCode.PROTECTION:
-        return Protection(value)
-    if code == ParamCode.ADDITIONAL_OPTIONS:
-        return AdditionalOptions(U8.parse(value).value)
-    if code == ParamCode.ALTERNATIVE_CLASSES:
-        return AlternativeClasses(tuple(octet >> 4 for octet in value))
-    if code == ParamCode.ACK_TIME:
-        return AckTime(U16.parse(value).value)
-    if code == ParamCode.RESIDUAL_ERROR_RATE:
-        r = RESIDUAL_ERROR_RATE.parse(value)
-        return ResidualErrorRate(r.target, r.minimum, r.tsdu_size)
-    if code == ParamCode.PRIORITY:
-        return Priority(U16.parse(value).value)
-    if code == ParamCode.TRANSIT_DELAY:
-        t = TRANSIT_DELAY.parse(value)
-        return TransitDelay(
-            t.target_calling_called,
-            t.minimum_calling_called,
-            t.target_called_calling,
-            t.minimum_called_calling,
-        )
-    if code == ParamCode.THROUGHPUT:
-        if len(value) not in (12, 24):
-            return UnknownParam(code, value)
-        return Throughput(tuple(THROUGHPUT.parse(value)["values"]))  # not .values: dict method
-    if code == ParamCode.SUBSEQUENCE_NUMBER:
-        return SubsequenceNumber(U16.parse(value).value)
-    if code == ParamCode.REASSIGNMENT_TIME:
-        return ReassignmentTime(U16.parse(value).value)
-    if code == ParamCode.FLOW_CONTROL_CONFIRMATION:
-        f = FLOW_CONTROL_CONFIRMATION.parse(value)
-        return FlowControlConfirmation(f.lower_window_edge, f.your_subsequence, f.your_credit)
-    if code == ParamCode.SELECTIVE_ACK:
-        fmt = SELECTIVE_ACK_EXTENDED if extended else SELECTIVE_ACK_NORMAL
-        edges = fmt.parse(value).edges
-        return SelectiveAck(tuple((int(a), int(b)) for a, b in edges), extended)
-    if code == ParamCode.ADDITIONAL_INFORMATION:
-        return AdditionalInformation(value)
-    if code == ParamCode.INACTIVITY_TIMER:
-        return InactivityTimer(U32.parse(value).value)
-    return UnknownParam(code, value)
+    return param
 
 
 def encode_param_value(param: Param) -> bytes:
     """Encode the value octets of *param* (without code and length)."""
-    return bytes(_encode_param_value(param))
+    opaque = _OPAQUE.get(type(param))
+    if opaque is not None:
+        return bytes(getattr(param, opaque))
+    spec = _BY_TYPE.get(type(param))
+    if spec is None:
+        raise TypeError(f"not a parameter: {param!r}")
+    for rule in (spec.check, spec.strict):
+        message = rule(param) if rule is not None else None
+        if message is not None:
+            raise ValueError(message)
+    fmt = spec.value
+    if spec.value_extended is not None and param_format(param):
+        fmt = spec.value_extended
+    return bytes(fmt.build({name: getattr(param, name) for name in spec.attrs}))
 
 
-def _encode_param_value(param: Param) -> Any:
-    if isinstance(param, TpduSize):
-        if not 7 <= param.exponent <= 13:
-            raise ValueError(f"TPDU size code {param.exponent} out of 7..13")
-        return U8.build({"value": param.exponent})
-    if isinstance(param, PreferredMaxTpduSize):
-        if not 0 <= param.units < 1 << 32:
-            raise ValueError("preferred maximum TPDU size out of range")
-        return param.units.to_bytes(max(1, (param.units.bit_length() + 7) // 8), "big")
-    if isinstance(param, (CallingTsap, CalledTsap, Protection, AdditionalInformation)):
-        return param.value
-    if isinstance(param, InvalidTpdu):
-        return param.header
-    if isinstance(param, Version):
-        return U8.build({"value": param.number})
-    if isinstance(param, AdditionalOptions):
-        return U8.build({"value": param.flags})
-    if isinstance(param, AlternativeClasses):
-        return bytes((c & 0x0F) << 4 for c in param.classes)
-    if isinstance(param, AckTime):
-        return U16.build({"value": param.ms})
-    if isinstance(param, ResidualErrorRate):
-        return RESIDUAL_ERROR_RATE.build(
-            {"target": param.target, "minimum": param.minimum, "tsdu_size": param.tsdu_size}
-        )
-    if isinstance(param, Priority):
-        return U16.build({"value": param.value})
-    if isinstance(param, TransitDelay):
-        return TRANSIT_DELAY.build(
-            {
-                "target_calling_called": param.target_calling_called,
-                "minimum_calling_called": param.minimum_calling_called,
-                "target_called_calling": param.target_called_calling,
-                "minimum_called_calling": param.minimum_called_calling,
-            }
-        )
-    if isinstance(param, Throughput):
-        if len(param.values) not in (4, 8):
-            raise ValueError("throughput has 4 or 8 values")
-        return THROUGHPUT.build({"values": list(param.values)})
-    if isinstance(param, SubsequenceNumber):
-        return U16.build({"value": param.value})
-    if isinstance(param, ReassignmentTime):
-        return U16.build({"value": param.seconds})
-    if isinstance(param, FlowControlConfirmation):
-        return FLOW_CONTROL_CONFIRMATION.build(
-            {
-                "lower_window_edge": param.lower_window_edge,
-                "your_subsequence": param.your_subsequence,
-                "your_credit": param.your_credit,
-            }
-        )
-    if isinstance(param, SelectiveAck):
-        fmt = SELECTIVE_ACK_EXTENDED if param.extended else SELECTIVE_ACK_NORMAL
-        return fmt.build({"edges": [list(r) for r in param.ranges]})
-    if isinstance(param, InactivityTimer):
-        return U32.build({"value": param.ms})
-    if isinstance(param, UnknownParam):
-        return param.value
-    raise TypeError(f"not a parameter: {param!r}")
+def param_format(param: Param) -> bool | None:
+    """The format (extended or not) a parameter is encoded in, or None when it has one only."""
+    if _BY_TYPE[type(param)].value_extended is None:
+        return None
+    return bool(getattr(param, "extended", False))
 
 
 def connection_params(

@@ -10,20 +10,37 @@ LI as Wireshark does: the normal fixed parts are 4 octets and the extended ones
 7 or 9, and every parameter these TPDUs may carry (checksum, subsequence
 number, flow control confirmation, selective acknowledgement) has an even
 total length, so an even LI means normal format and an odd LI extended.
-Pass ``extended=True/False`` when the connection's format is known.
+Pass ``extended=True/False`` when the connection's format is known. (A known
+oddity, kept as is: a TPDU carrying a parameter of odd total length, such as
+an AK with an odd-length unknown parameter, is then read in the wrong format.)
 
 The checksum parameter (0xC3) is not kept in ``params``: ``encode(...,
 checksum=True)`` inserts it first in the variable part and fills it in, and
 ``decode`` verifies it and reports the verdict in ``checksum_ok`` (``None``
 when absent), a field that is not part of equality.
+
+**One definition per TPDU.** Each TPDU is defined in one place: its dataclass
+below, with its wire definition on top (:func:`~tp4emu.wire.defs.tpdu_def`:
+the fixed-part fields of each format, variable part, user data and its limit,
+the fields shown in descriptions). The construct definitions
+(:mod:`tp4emu.wire.formats`), the fixed-part lengths, the mapping between the
+dataclass and the construct container, the struct fast paths of every TPDU
+type and :mod:`tp4emu.wire.describe`'s fields are all generated from it
+(:mod:`tp4emu.wire.defs`); the properties of ``tests/test_wire_defs.py`` prove
+the fast paths equal to the construct path.
+
+To add a TPDU: write its dataclass here with ``@tpdu_def(...)`` (reusing the
+:class:`~tp4emu.wire.defs.Field` kinds of ``defs.py``, or adding one there),
+give it a ``code`` (:class:`~tp4emu.wire.constants.TPDUCode`), and name it in
+the ``TPDU`` union and the ``__all__`` lists (here and in ``__init__.py``).
+Nothing else is written per TPDU.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from construct import ConstructError
 
@@ -38,19 +55,49 @@ from .constants import (
     ParamCode,
     TPDUCode,
 )
+from .defs import (
+    CAUSE,
+    CLASS_OPTIONS,
+    CREDIT16,
+    DST_REF,
+    EOT_NR7,
+    EOT_NR31,
+    NR7,
+    NR31,
+    REASON,
+    SHOW_CAUSE,
+    SHOW_CLASS,
+    SHOW_CREDIT,
+    SHOW_DST_REF,
+    SHOW_DST_REF_IF_SET,
+    SHOW_EOT,
+    SHOW_FORMAT,
+    SHOW_NR,
+    SHOW_OPTIONS,
+    SHOW_PROPOSED_FORMAT,
+    SHOW_REASON,
+    SHOW_SRC_REF,
+    SRC_REF,
+    TPDU_DEFS,
+    TYPE,
+    TYPE_CDT,
+    Generated,
+    TPDUDef,
+    generate,
+    tpdu_def,
+)
 from .errors import TPDUError
-from .formats import FIXED_LENGTH, FORMATS
 from .params import (
     AdditionalOptions,
     CalledTsap,
     CallingTsap,
     FlowControlConfirmation,
     Param,
-    SelectiveAck,
     SubsequenceNumber,
     TpduSize,
-    decode_param,
+    decode_param_in,
     encode_param_value,
+    param_format,
 )
 
 __all__ = [
@@ -72,9 +119,6 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-
-NR7_MOD = 1 << 7
-NR31_MOD = 1 << 31
 
 
 class _Base:
@@ -125,6 +169,19 @@ class _ConnectionTPDU(_Base):
         return p.flags if p else 0x01
 
 
+@tpdu_def(
+    normal=(TYPE_CDT, DST_REF, SRC_REF, CLASS_OPTIONS),
+    data=True,
+    data_limit=MAX_CR_CC_DATA,
+    shown=(
+        SHOW_DST_REF_IF_SET,
+        SHOW_SRC_REF,
+        SHOW_CLASS,
+        SHOW_OPTIONS,
+        SHOW_PROPOSED_FORMAT,
+        SHOW_CREDIT,
+    ),
+)
 @dataclass(frozen=True, slots=True)
 class CR(_ConnectionTPDU):
     """Connection request."""
@@ -140,6 +197,12 @@ class CR(_ConnectionTPDU):
     code: ClassVar[TPDUCode] = TPDUCode.CR
 
 
+@tpdu_def(
+    normal=(TYPE_CDT, DST_REF, SRC_REF, CLASS_OPTIONS),
+    data=True,
+    data_limit=MAX_CR_CC_DATA,
+    shown=(SHOW_DST_REF, SHOW_SRC_REF, SHOW_CLASS, SHOW_OPTIONS, SHOW_PROPOSED_FORMAT, SHOW_CREDIT),
+)
 @dataclass(frozen=True, slots=True)
 class CC(_ConnectionTPDU):
     """Connection confirm."""
@@ -155,6 +218,12 @@ class CC(_ConnectionTPDU):
     code: ClassVar[TPDUCode] = TPDUCode.CC
 
 
+@tpdu_def(
+    normal=(TYPE, DST_REF, SRC_REF, REASON),
+    data=True,
+    data_limit=MAX_DR_DATA,
+    shown=(SHOW_DST_REF, SHOW_SRC_REF, SHOW_REASON),
+)
 @dataclass(frozen=True, slots=True)
 class DR(_Base):
     """Disconnect request."""
@@ -168,6 +237,7 @@ class DR(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.DR
 
 
+@tpdu_def(normal=(TYPE, DST_REF, SRC_REF), shown=(SHOW_DST_REF, SHOW_SRC_REF))
 @dataclass(frozen=True, slots=True)
 class DC(_Base):
     """Disconnect confirm."""
@@ -179,6 +249,12 @@ class DC(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.DC
 
 
+@tpdu_def(
+    normal=(TYPE, DST_REF, EOT_NR7),
+    extended=(TYPE, DST_REF, EOT_NR31),
+    data=True,
+    shown=(SHOW_DST_REF, SHOW_FORMAT, SHOW_NR, SHOW_EOT),
+)
 @dataclass(frozen=True, slots=True)
 class DT(_Base):
     """Data (classes 2-4: with DST-REF)."""
@@ -193,6 +269,7 @@ class DT(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.DT
 
 
+@tpdu_def(normal=(TYPE, EOT_NR7), variable_part=False, data=True, shown=(SHOW_NR, SHOW_EOT))
 @dataclass(frozen=True, slots=True)
 class DT0(_Base):
     """Data in classes 0 and 1 (LI = 2, no DST-REF): used over RFC 1006."""
@@ -205,6 +282,13 @@ class DT0(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.DT
 
 
+@tpdu_def(
+    normal=(TYPE, DST_REF, EOT_NR7),
+    extended=(TYPE, DST_REF, EOT_NR31),
+    data=True,
+    data_limit=MAX_ED_DATA,
+    shown=(SHOW_DST_REF, SHOW_FORMAT, SHOW_NR, SHOW_EOT),
+)
 @dataclass(frozen=True, slots=True)
 class ED(_Base):
     """Expedited data (at most 16 octets)."""
@@ -219,6 +303,11 @@ class ED(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.ED
 
 
+@tpdu_def(
+    normal=(TYPE_CDT, DST_REF, NR7),
+    extended=(TYPE, DST_REF, NR31, CREDIT16),
+    shown=(SHOW_DST_REF, SHOW_FORMAT, SHOW_NR, SHOW_CREDIT),
+)
 @dataclass(frozen=True, slots=True)
 class AK(_Base):
     """Data acknowledgement: next expected TPDU-NR and credit."""
@@ -243,6 +332,11 @@ class AK(_Base):
         return self.param(FlowControlConfirmation)
 
 
+@tpdu_def(
+    normal=(TYPE, DST_REF, NR7),
+    extended=(TYPE, DST_REF, NR31),
+    shown=(SHOW_DST_REF, SHOW_FORMAT, SHOW_NR),
+)
 @dataclass(frozen=True, slots=True)
 class EA(_Base):
     """Expedited data acknowledgement."""
@@ -255,6 +349,11 @@ class EA(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.EA
 
 
+@tpdu_def(
+    normal=(TYPE_CDT, DST_REF, NR7),
+    extended=(TYPE, DST_REF, NR31, CREDIT16),
+    shown=(SHOW_DST_REF, SHOW_FORMAT, SHOW_NR, SHOW_CREDIT),
+)
 @dataclass(frozen=True, slots=True)
 class RJ(_Base):
     """Reject (classes 1 and 3)."""
@@ -268,6 +367,7 @@ class RJ(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.RJ
 
 
+@tpdu_def(normal=(TYPE, DST_REF, CAUSE), shown=(SHOW_DST_REF, SHOW_CAUSE))
 @dataclass(frozen=True, slots=True)
 class ER(_Base):
     """TPDU error: reject cause and, usually, the invalid TPDU's header."""
@@ -282,23 +382,65 @@ class ER(_Base):
 TPDU = CR | CC | DR | DC | DT | DT0 | ED | AK | EA | RJ | ER
 """Any TPDU."""
 
-_WITH_DATA = (CR, CC, DR, DT, DT0, ED)
-_NAMES = {
-    TPDUCode.CR: "CR",
-    TPDUCode.CC: "CC",
-    TPDUCode.DR: "DR",
-    TPDUCode.DC: "DC",
-    TPDUCode.DT: "DT",
-    TPDUCode.ED: "ED",
-    TPDUCode.AK: "AK",
-    TPDUCode.EA: "EA",
-    TPDUCode.RJ: "RJ",
-    TPDUCode.ER: "ER",
+# ---------------------------------------------------------------- generated from the definitions
+
+_DEFS: dict[type, TPDUDef] = {d.cls: d for d in TPDU_DEFS}
+"""The definition of each TPDU class."""
+_GENERATED: dict[type, Generated] = {d.cls: generate(d) for d in TPDU_DEFS}
+"""The functions generated from each definition (their source: ``.source``)."""
+_ALL_TYPES = tuple(_DEFS)
+_WITH_DATA = tuple(d.cls for d in TPDU_DEFS if d.data)
+
+_FAST_DECODERS: dict[tuple[str, bool], Any] = {
+    (d.name, ext): _GENERATED[d.cls].fast_decode[ext] for d in TPDU_DEFS for ext, _ in d.formats()
 }
-_CREDIT_IN_CODE = frozenset({TPDUCode.CR, TPDUCode.CC, TPDUCode.AK, TPDUCode.RJ})
-_NUMBERED = frozenset({"DT", "ED", "AK", "EA", "RJ"})
-_HAS_DATA = frozenset({"CR", "CC", "DR", "DT", "DT0", "ED"})
-_DATA_LIMIT = {"CR": MAX_CR_CC_DATA, "CC": MAX_CR_CC_DATA, "DR": MAX_DR_DATA, "ED": MAX_ED_DATA}
+"""struct decoder of each format, ``(raw, li) -> TPDU | None`` (None: take the construct path)."""
+_FAST_ENCODERS: dict[type, Any] = {d.cls: _GENERATED[d.cls].fast_encode for d in TPDU_DEFS}
+"""struct encoder of each TPDU type without parameters, ``(tpdu, checksum) -> bytes | None``."""
+
+
+class _Code:
+    """What the decoder needs of one TPDU code, from the definitions sharing it."""
+
+    __slots__ = ("by_li", "default", "name", "nibble")
+
+    def __init__(self, defs: list[TPDUDef]) -> None:
+        # A TPDU without a variable part is told from the others of its code
+        # by its LI, which is then exactly its fixed part (DT0: LI 2).
+        self.by_li = {d.fixed_length(False): _Decoding(d) for d in defs if not d.variable_part}
+        [main] = [d for d in defs if d.variable_part]
+        self.default = _Decoding(main)
+        self.name = main.code.name
+        self.nibble = any(d.credit_in_code for d in defs)
+
+
+class _Decoding:
+    """One TPDU definition, as the decoder reads it."""
+
+    __slots__ = ("build", "data", "fast", "fixed", "limit", "name", "numbered", "rejects")
+
+    def __init__(self, defn: TPDUDef) -> None:
+        generated = _GENERATED[defn.cls]
+        self.name = defn.name
+        self.numbered = defn.numbered
+        self.data = defn.data
+        self.limit = defn.data_limit
+        self.fixed = tuple(defn.fixed_length(ext) for ext, _ in defn.formats())
+        self.fast = generated.fast_decode
+        self.build = generated.build
+        self.rejects = tuple(
+            tuple(f for f in fixed if f.reject is not None) for _, fixed in defn.formats()
+        )
+
+
+def _codes() -> dict[int, _Code]:
+    by_code: dict[int, list[TPDUDef]] = {}
+    for d in TPDU_DEFS:
+        by_code.setdefault(d.code, []).append(d)
+    return {code: _Code(defs) for code, defs in by_code.items()}
+
+
+_CODES = _codes()
 
 # ---------------------------------------------------------------- decoding
 
@@ -346,50 +488,53 @@ def _decode_one(data: bytes, offset: int, extended: bool | None, *, fast: bool) 
             offset=offset,
             header=data[offset:total],
         )
-    header = data[offset:end]
     type_octet = data[offset + 1]
-    try:
-        code = TPDUCode(type_octet >> 4)
-    except ValueError:
+    code = _CODES.get(type_octet >> 4)
+    if code is None:
         raise TPDUError(
             f"unknown TPDU code 0x{type_octet >> 4:X}",
             cause=ERCause.INVALID_TPDU_TYPE,
             offset=offset,
-            header=header,
-        ) from None
-    if code not in _CREDIT_IN_CODE and type_octet & 0x0F:
+            header=data[offset:end],
+        )
+    if type_octet & 0x0F and not code.nibble:
         raise TPDUError(
             f"TPDU type octet 0x{type_octet:02X}: low nibble must be 0 for {code.name}",
             cause=ERCause.INVALID_TPDU_TYPE,
             offset=offset,
-            header=header,
+            header=data[offset:end],
         )
-    name = _NAMES[code]
-    if name == "DT" and li == 2:
-        name = "DT0"
-    ext = False
-    if name in _NUMBERED:
-        ext = bool(li & 1) if extended is None else extended
-    key = (name, ext)
-    if li < FIXED_LENGTH[key]:
+    tpdu_def = code.by_li.get(li, code.default) if code.by_li else code.default
+    # Known oddity, kept as is: without *extended*, the format of DT/ED/AK/EA/RJ
+    # is read from the parity of the LI (normal fixed parts are even, extended
+    # ones odd, and the parameters these TPDUs carry have an even length), so
+    # a TPDU with an odd-length unknown parameter (an AK with one) is misread.
+    ext = (bool(li & 1) if extended is None else extended) if tpdu_def.numbered else False
+    index = 1 if ext else 0
+    if li < tpdu_def.fixed[index]:
         raise TPDUError(
-            f"LI {li} shorter than the fixed part of {name}",
+            f"LI {li} shorter than the fixed part of {tpdu_def.name}",
             reason=DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID,
             cause=ERCause.INVALID_PARAMETER_VALUE,
             offset=offset,
-            header=header,
+            header=data[offset:end],
         )
-    has_data = name in _HAS_DATA
-    stop = total if has_data else end
+    stop = total if tpdu_def.data else end
     raw = data[offset:stop]
     if fast:
-        quick = _FAST_DECODERS.get(key)
-        if quick is not None:
-            tpdu = quick(raw, li)
-            if tpdu is not None:
-                return tpdu, stop
+        tpdu = tpdu_def.fast[index](raw, li)
+        if tpdu is not None:
+            return tpdu, stop
+    return _decode_construct(tpdu_def, ext, raw, li, offset), stop
+
+
+def _decode_construct(tpdu_def: _Decoding, ext: bool, raw: bytes, li: int, offset: int) -> TPDU:
+    """Decode *raw* (one TPDU from its LI) with the construct definition."""
+    name = tpdu_def.name
+    header = raw[: li + 1]
+    index = 1 if ext else 0
     try:
-        parsed = FORMATS[key].parse(raw)
+        parsed = FORMATS[(name, bool(ext))].parse(raw)
     except ConstructError:
         raise TPDUError(
             f"parameter length runs past the header of {name}",
@@ -407,13 +552,13 @@ def _decode_one(data: bytes, offset: int, extended: bool | None, *, fast: bool) 
                 checksum_ok = len(p.value) == 2 and _checksum.verify(raw)
             continue
         try:
-            params.append(decode_param(p.code, p.value, in_er=name == "ER", extended=ext))
+            params.append(decode_param_in(name, p.code, p.value, extended=ext))
         except TPDUError as exc:
             exc.offset = offset
             exc.header = header
             raise
     user_data: bytes = parsed.get("data", b"")
-    limit = _DATA_LIMIT.get(name)
+    limit = tpdu_def.limit
     if limit is not None and len(user_data) > limit:
         raise TPDUError(
             f"{name} carries {len(user_data)} octets of user data, more than {limit}",
@@ -422,153 +567,20 @@ def _decode_one(data: bytes, offset: int, extended: bool | None, *, fast: bool) 
             offset=offset,
             header=header,
         )
-    if name in ("CR", "CC") and hdr.class_options >> 4 > 4:
-        raise TPDUError(
-            f"protocol class {hdr.class_options >> 4} does not exist (0..4)",
-            reason=DRReason.NEGOTIATION_FAILED,
-            cause=ERCause.INVALID_PARAMETER_VALUE,
-            offset=offset,
-            header=header,
-        )
-    tpdu = _build(name, ext, hdr, tuple(params), user_data, checksum_ok)
-    return tpdu, stop
+    for f in tpdu_def.rejects[index]:
+        assert f.reject is not None
+        message = f.reject(hdr[f.name])
+        if message is not None:
+            raise TPDUError(
+                message,
+                reason=f.reject_reason,
+                cause=ERCause.INVALID_PARAMETER_VALUE,
+                offset=offset,
+                header=header,
+            )
+    tpdu: TPDU = tpdu_def.build[index](hdr, tuple(params), user_data, checksum_ok)
+    return tpdu
 
-
-def _build(
-    name: str,
-    ext: bool,
-    hdr: Any,
-    params: tuple[Param, ...],
-    user_data: bytes,
-    checksum_ok: bool | None,
-) -> TPDU:
-    low = hdr.type_credit & 0x0F
-    if name in ("CR", "CC"):
-        cls = CR if name == "CR" else CC
-        return cls(
-            dst_ref=hdr.dst_ref,
-            src_ref=hdr.src_ref,
-            credit=low,
-            protocol_class=hdr.class_options >> 4,
-            options=hdr.class_options & 0x0F,
-            params=params,
-            data=user_data,
-            checksum_ok=checksum_ok,
-        )
-    if name == "DR":
-        return DR(hdr.dst_ref, hdr.src_ref, hdr.reason, params, user_data, checksum_ok)
-    if name == "DC":
-        return DC(hdr.dst_ref, hdr.src_ref, params, checksum_ok)
-    if name == "ER":
-        return ER(hdr.dst_ref, hdr.cause, params, checksum_ok)
-    if name == "DT0":
-        return DT0(hdr.eot_nr & 0x7F, bool(hdr.eot_nr & 0x80), user_data, (), checksum_ok)
-    top = 0x80000000 if ext else 0x80
-    if name == "DT":
-        return DT(
-            hdr.dst_ref,
-            hdr.eot_nr & (top - 1),
-            bool(hdr.eot_nr & top),
-            user_data,
-            ext,
-            params,
-            checksum_ok,
-        )
-    if name == "ED":
-        return ED(
-            hdr.dst_ref,
-            hdr.eot_nr & (top - 1),
-            user_data,
-            bool(hdr.eot_nr & top),
-            ext,
-            params,
-            checksum_ok,
-        )
-    # AK/EA/RJ: bit 8 (or 32) of YR-TU-NR is 0; mask it as Wireshark does.
-    nr = hdr.eot_nr & (top - 1)
-    if name == "EA":
-        return EA(hdr.dst_ref, nr, ext, params, checksum_ok)
-    credit = hdr.credit if ext else low
-    if name == "AK":
-        return AK(hdr.dst_ref, nr, credit, ext, params, checksum_ok)
-    return RJ(hdr.dst_ref, nr, credit, ext, params, checksum_ok)
-
-
-# Fast paths (struct) for the data-path TPDUs, in their common shapes: no
-# parameters, or only a checksum parameter first in the variable part. Any
-# other shape falls back to the construct definition. Property tests prove
-# both paths agree.
-
-_S_DT_N = struct.Struct(">BBHB")
-_S_DT_E = struct.Struct(">BBHI")
-_S_AK_E = struct.Struct(">BBHIH")
-_S_CK = struct.Struct(">BB")
-_FastDecoder = Any
-
-
-def _fast_checksum(raw: bytes, li: int, fixed: int) -> bool | int | None:
-    """None: no params; True/False: checksum only, verdict; -1: other shape."""
-    if li == fixed:
-        return None
-    if li == fixed + 4 and raw[fixed + 1] == ParamCode.CHECKSUM and raw[fixed + 2] == 2:
-        return _checksum.verify(raw)
-    return -1
-
-
-def _fast_dt(ext: bool) -> _FastDecoder:
-    s = _S_DT_E if ext else _S_DT_N
-    fixed = 7 if ext else 4
-    top = 0x80000000 if ext else 0x80
-
-    def dec(raw: bytes, li: int) -> DT | None:
-        ck = _fast_checksum(raw, li, fixed)
-        if ck == -1:
-            return None
-        _, _, dst, eot_nr = s.unpack_from(raw)
-        return DT(dst, eot_nr & (top - 1), bool(eot_nr & top), raw[li + 1 :], ext, (), ck)  # type: ignore[arg-type]
-
-    return dec
-
-
-def _fast_ak(ext: bool) -> _FastDecoder:
-    fixed = 9 if ext else 4
-
-    def dec(raw: bytes, li: int) -> AK | None:
-        ck = _fast_checksum(raw, li, fixed)
-        if ck == -1:
-            return None
-        if ext:
-            _, _, dst, nr, cdt = _S_AK_E.unpack_from(raw)
-            return AK(dst, nr & 0x7FFFFFFF, cdt, True, (), ck)  # type: ignore[arg-type]
-        _, tc, dst, nr = _S_DT_N.unpack_from(raw)
-        return AK(dst, nr & 0x7F, tc & 0x0F, False, (), ck)  # type: ignore[arg-type]
-
-    return dec
-
-
-def _fast_ea(ext: bool) -> _FastDecoder:
-    s = _S_DT_E if ext else _S_DT_N
-    fixed = 7 if ext else 4
-    mask = 0x7FFFFFFF if ext else 0x7F
-
-    def dec(raw: bytes, li: int) -> EA | None:
-        ck = _fast_checksum(raw, li, fixed)
-        if ck == -1:
-            return None
-        _, _, dst, nr = s.unpack_from(raw)
-        return EA(dst, nr & mask, ext, (), ck)  # type: ignore[arg-type]
-
-    return dec
-
-
-_FAST_DECODERS: dict[tuple[str, bool], _FastDecoder] = {
-    ("DT", False): _fast_dt(False),
-    ("DT", True): _fast_dt(True),
-    ("AK", False): _fast_ak(False),
-    ("AK", True): _fast_ak(True),
-    ("EA", False): _fast_ea(False),
-    ("EA", True): _fast_ea(True),
-}
 
 # ---------------------------------------------------------------- encoding
 
@@ -587,8 +599,8 @@ def encode(tpdus: TPDU | Iterable[TPDU], *, checksum: bool = False) -> bytes:
             carries data placed before another one.
     """
     if isinstance(tpdus, _ALL_TYPES):
-        return encode_one(tpdus, checksum=checksum)
-    items: Sequence[TPDU] = list(tpdus)
+        return encode_one(cast(TPDU, tpdus), checksum=checksum)
+    items: Sequence[TPDU] = list(cast(Iterable[TPDU], tpdus))
     for t in items[:-1]:
         if isinstance(t, _WITH_DATA):
             raise ValueError(f"{type(t).__name__} carries user data: it must come last")
@@ -600,22 +612,32 @@ def encode_one(tpdu: TPDU, *, checksum: bool = False, fast: bool = True) -> byte
     if fast and not tpdu.params:
         quick = _FAST_ENCODERS.get(type(tpdu))
         if quick is not None:
-            return quick(tpdu, checksum)  # type: ignore[no-any-return]
-    name, ext, header, data = _fields(tpdu)
-    _check_data(name, data)
-    if name == "DT0" and tpdu.params:
-        raise ValueError("DT0 (classes 0/1) has no variable part: it cannot carry parameters")
+            raw: bytes | None = quick(tpdu, checksum)
+            if raw is not None:
+                return raw
+    tpdu_def = _DEFS[type(tpdu)]
+    name = tpdu_def.name
+    ext = tpdu_def.numbered and bool(tpdu.extended)  # type: ignore[union-attr]
+    header = _GENERATED[type(tpdu)].fields[1 if ext else 0](tpdu)
+    data: bytes = tpdu.data if tpdu_def.data else b""  # type: ignore[union-attr]
+    limit = tpdu_def.data_limit
+    if limit is not None and len(data) > limit:
+        raise ValueError(f"{name} user data is limited to {limit} octets, got {len(data)}")
+    if not tpdu_def.variable_part and tpdu.params:
+        raise ValueError(f"{name} (classes 0/1) has no variable part: it cannot carry parameters")
     for p in tpdu.params:
-        if isinstance(p, SelectiveAck) and p.extended != ext:
-            raise ValueError("a SelectiveAck must use the format (normal/extended) of its TPDU")
+        if param_format(p) not in (None, ext):
+            raise ValueError(
+                f"a {type(p).__name__} must use the format (normal/extended) of its TPDU"
+            )
     params = [{"code": p.code, "value": encode_param_value(p)} for p in tpdu.params]
-    use_checksum = checksum and name != "DT0"
+    use_checksum = checksum and tpdu_def.variable_part
     if use_checksum:
         params.insert(0, {"code": ParamCode.CHECKSUM, "value": b"\x00\x00"})
-    if name != "DT0":
+    if tpdu_def.variable_part:
         header["params"] = params
     obj: dict[str, Any] = {"header": header}
-    if name in _HAS_DATA:
+    if tpdu_def.data:
         obj["data"] = data
     try:
         raw = FORMATS[(name, ext)].build(obj)
@@ -631,142 +653,5 @@ def encode_one(tpdu: TPDU, *, checksum: bool = False, fast: bool = True) -> byte
     return bytes(raw)
 
 
-def _check_data(name: str, data: bytes) -> None:
-    limit = _DATA_LIMIT.get(name)
-    if limit is not None and len(data) > limit:
-        raise ValueError(f"{name} user data is limited to {limit} octets, got {len(data)}")
-
-
-def _nr(value: int, ext: bool, *, eot: bool | None = None) -> int:
-    mod = NR31_MOD if ext else NR7_MOD
-    if not 0 <= value < mod:
-        raise ValueError(f"sequence number {value} out of range for the format")
-    if eot:
-        return value | mod
-    return value
-
-
-def _credit_nibble(credit: int) -> int:
-    if not 0 <= credit <= 15:
-        raise ValueError(f"credit {credit} does not fit the normal format (0..15)")
-    return credit
-
-
-def _fields(tpdu: TPDU) -> tuple[str, bool, dict[str, Any], bytes]:
-    """The construct fields of *tpdu*: (name, extended, header dict, user data)."""
-    if isinstance(tpdu, (CR, CC)):
-        name = "CR" if isinstance(tpdu, CR) else "CC"
-        if not 0 <= tpdu.protocol_class <= 4 or not 0 <= tpdu.options <= 15:
-            raise ValueError("class must be 0..4 and options 0..15")
-        return (
-            name,
-            False,
-            {
-                "type_credit": (tpdu.code << 4) | _credit_nibble(tpdu.credit),
-                "dst_ref": tpdu.dst_ref,
-                "src_ref": tpdu.src_ref,
-                "class_options": (tpdu.protocol_class << 4) | tpdu.options,
-            },
-            tpdu.data,
-        )
-    if isinstance(tpdu, DR):
-        hdr = {"type_credit": 0x80, "dst_ref": tpdu.dst_ref, "src_ref": tpdu.src_ref}
-        hdr["reason"] = tpdu.reason
-        return "DR", False, hdr, tpdu.data
-    if isinstance(tpdu, DC):
-        return (
-            "DC",
-            False,
-            {"type_credit": 0xC0, "dst_ref": tpdu.dst_ref, "src_ref": tpdu.src_ref},
-            b"",
-        )
-    if isinstance(tpdu, ER):
-        return "ER", False, {"type_credit": 0x70, "dst_ref": tpdu.dst_ref, "cause": tpdu.cause}, b""
-    if isinstance(tpdu, DT0):
-        return (
-            "DT0",
-            False,
-            {"type_credit": 0xF0, "eot_nr": _nr(tpdu.nr, False, eot=tpdu.eot)},
-            tpdu.data,
-        )
-    if isinstance(tpdu, (DT, ED)):
-        name = "DT" if isinstance(tpdu, DT) else "ED"
-        hdr = {
-            "type_credit": tpdu.code << 4,
-            "dst_ref": tpdu.dst_ref,
-            "eot_nr": _nr(tpdu.nr, tpdu.extended, eot=tpdu.eot),
-        }
-        return name, tpdu.extended, hdr, tpdu.data
-    if isinstance(tpdu, EA):
-        hdr = {"type_credit": 0x20, "dst_ref": tpdu.dst_ref, "eot_nr": _nr(tpdu.nr, tpdu.extended)}
-        return "EA", tpdu.extended, hdr, b""
-    # AK, RJ
-    name = "AK" if isinstance(tpdu, AK) else "RJ"
-    if tpdu.extended:
-        if not 0 <= tpdu.credit <= 0xFFFF:
-            raise ValueError(f"credit {tpdu.credit} out of 0..65535")
-        hdr = {
-            "type_credit": tpdu.code << 4,
-            "dst_ref": tpdu.dst_ref,
-            "eot_nr": _nr(tpdu.nr, True),
-            "credit": tpdu.credit,
-        }
-    else:
-        hdr = {
-            "type_credit": (tpdu.code << 4) | _credit_nibble(tpdu.credit),
-            "dst_ref": tpdu.dst_ref,
-            "eot_nr": _nr(tpdu.nr, False),
-        }
-    return name, tpdu.extended, hdr, b""
-
-
-def _with_checksum(header: bytes, data: bytes, fixed: int) -> bytes:
-    """Insert a checksum parameter after *fixed* header octets (LI included) and fill it."""
-    buf = bytearray(header)
-    buf[0] += 4
-    buf[fixed:fixed] = b"\xc3\x02\x00\x00"
-    buf += data
-    buf[fixed + 2 : fixed + 4] = _checksum.checksum_octets(buf, fixed + 2)
-    return bytes(buf)
-
-
-def _ref(value: int) -> int:
-    if not 0 <= value <= 0xFFFF:
-        raise ValueError(f"reference {value} out of 0..65535")
-    return value
-
-
-def _enc_dt(t: DT, checksum: bool) -> bytes:
-    if t.extended:
-        header = _S_DT_E.pack(7, 0xF0, _ref(t.dst_ref), _nr(t.nr, True, eot=t.eot))
-    else:
-        header = _S_DT_N.pack(4, 0xF0, _ref(t.dst_ref), _nr(t.nr, False, eot=t.eot))
-    if checksum:
-        return _with_checksum(header, t.data, len(header))
-    return header + t.data
-
-
-def _enc_ak(t: AK, checksum: bool) -> bytes:
-    if t.extended:
-        if not 0 <= t.credit <= 0xFFFF:
-            raise ValueError(f"credit {t.credit} out of 0..65535")
-        header = _S_AK_E.pack(9, 0x60, _ref(t.dst_ref), _nr(t.nr, True), t.credit)
-    else:
-        header = _S_DT_N.pack(4, 0x60 | _credit_nibble(t.credit), _ref(t.dst_ref), _nr(t.nr, False))
-    if checksum:
-        return _with_checksum(header, b"", len(header))
-    return header
-
-
-def _enc_ea(t: EA, checksum: bool) -> bytes:
-    if t.extended:
-        header = _S_DT_E.pack(7, 0x20, _ref(t.dst_ref), _nr(t.nr, True))
-    else:
-        header = _S_DT_N.pack(4, 0x20, _ref(t.dst_ref), _nr(t.nr, False))
-    if checksum:
-        return _with_checksum(header, b"", len(header))
-    return header
-
-
-_FAST_ENCODERS: dict[type, Any] = {DT: _enc_dt, AK: _enc_ak, EA: _enc_ea}
-_ALL_TYPES = (CR, CC, DR, DC, DT, DT0, ED, AK, EA, RJ, ER)
+# The construct definitions are built from the TPDU definitions above.
+from .formats import FIXED_LENGTH, FORMATS  # noqa: E402
