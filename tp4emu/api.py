@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 import trio
 
 from .core import Config, State, Statistics, TP4Error
+from .transport.stream import TSDUStream
 from .transport.tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
 from .transport.udp import (
     DatagramSocket,
@@ -94,6 +95,9 @@ class TransportConnection(Protocol):
     async def aclose(self) -> None:
         """Release the connection."""
 
+    def as_stream(self) -> TSDUStream:
+        """A byte-stream view (trio.abc.HalfCloseableStream) of the connection."""
+
 
 class TransportListener(Protocol):
     """Hands over the connections for one called TSAP."""
@@ -128,6 +132,9 @@ class TransportEndpoint(Protocol):
         data: bytes = b"",
     ) -> TransportConnection:
         """Open a connection to *peer*."""
+
+    async def aclose(self) -> None:
+        """Abort every connection and stop; calls fail afterwards."""
 
 
 if TYPE_CHECKING:

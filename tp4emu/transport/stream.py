@@ -3,10 +3,9 @@
 :class:`TSDUStream` turns any connection that sends and receives whole
 messages (TSDUs) into a :class:`trio.abc.HalfCloseableStream`. It uses the
 connection's public calls only (:class:`MessageConnection`: ``send``,
-``receive``, ``aclose``), so it serves either transport; the TCP driver's
-``TCPConnection.as_stream()`` returns one.
-
-The contract is that of :class:`tp4emu.transport.udp.TP4Stream`:
+``receive``, ``aclose``, ``closed``, ``wait_send_ready``), so it serves either
+transport: ``TP4Connection.as_stream()`` and ``TCPConnection.as_stream()``
+both return one. The contract:
 
 * ``send_all`` sends its data as one TSDU (``b""`` sends nothing);
 * ``receive_some`` returns octets of the received TSDUs in order, and
@@ -45,6 +44,13 @@ class MessageConnection(Protocol):
     async def aclose(self) -> None:
         """Release the connection."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether our side closed the connection (or its endpoint)."""
+
+    async def wait_send_ready(self) -> None:
+        """Return when ``send`` would not wait for buffer room (or cannot send at all)."""
+
 
 class TSDUStream(trio.abc.HalfCloseableStream):
     """Byte-stream view of a :class:`MessageConnection` (see the module docstring)."""
@@ -59,7 +65,7 @@ class TSDUStream(trio.abc.HalfCloseableStream):
         self._busy = False
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._closed or self.connection.closed:
             raise trio.ClosedResourceError("stream was closed")
 
     @contextlib.contextmanager
@@ -86,10 +92,11 @@ class TSDUStream(trio.abc.HalfCloseableStream):
             await self.connection.send(data)
 
     async def wait_send_all_might_not_block(self) -> None:
-        """Return at once (after a checkpoint): ``send_all`` waits by itself."""
+        """Wait until the connection's send buffer has room."""
         with self._sending():
             self._check_open()
-            await trio.lowlevel.checkpoint()
+            await self.connection.wait_send_ready()
+            self._check_open()
 
     async def send_eof(self) -> None:
         """Signal end of stream to the peer (an empty TSDU). Idempotent."""

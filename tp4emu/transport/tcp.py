@@ -295,6 +295,15 @@ class TCPConnection(trio.abc.Channel[bytes]):
         ``send_all`` sends one TSDU, ``send_eof`` an empty one."""
         return TSDUStream(self)
 
+    @property
+    def closed(self) -> bool:
+        """Whether we closed or rejected the connection."""
+        return self.closed_by_user
+
+    async def wait_send_ready(self) -> None:
+        """Return at once (after a checkpoint): TCP's own flow control paces ``send``."""
+        await trio.lowlevel.checkpoint()
+
     # ------------------------------------------------------------- calls
 
     def _check(self) -> None:

@@ -18,11 +18,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
-import operator
 import random
 import socket as _stdsocket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, cast
 
@@ -41,6 +40,7 @@ from ..core import (
 from ..core.connection import Address
 from ..core.events import ConnectionClosed
 from ..wire import MAX_ED_DATA, DRReason
+from .stream import TSDUStream
 
 __all__ = [
     "DatagramSocket",
@@ -631,102 +631,33 @@ class TP4Connection(trio.abc.Channel[bytes]):
                 await self._lot.park()
         await trio.lowlevel.checkpoint()
 
-    def as_stream(self) -> TP4Stream:
+    def as_stream(self) -> TSDUStream:
         """A byte-stream view of this connection (trio.abc.HalfCloseableStream)."""
-        return TP4Stream(self)
+        return TSDUStream(self)
+
+    @property
+    def closed(self) -> bool:
+        """Whether we closed or rejected the connection, or closed its endpoint."""
+        return self._core.closed_by_user or self._ep._closed
+
+    async def wait_send_ready(self) -> None:
+        """Return when :meth:`send` would not wait for send-buffer room.
+
+        Also returns once the connection can no longer send (a later
+        ``send`` raises); raises :class:`trio.ClosedResourceError` after our
+        own close.
+        """
+        core = self._core
+        while core.send_buffer_available == 0 and core.state in _OPEN_STATES:
+            await self._lot.park()
+            if self.closed:
+                raise trio.ClosedResourceError("connection was closed")
+        await trio.lowlevel.checkpoint()
 
 
-class TP4Stream(trio.abc.HalfCloseableStream):
-    """Byte-stream view of a :class:`TP4Connection`, with trio's stream contract.
-
-    ``send_all`` sends its data as one TSDU; ``receive_some`` returns octets of
-    the received TSDUs in order. TP4 has no half-close of its own: ``send_eof``
-    sends an empty TSDU, which this view reads as end of stream. A release by
-    the peer surfaces as :class:`trio.BrokenResourceError` (its cause is the
-    :class:`~tp4emu.core.errors.Disconnected` with the DR reason).
-    """
-
-    def __init__(self, conn: TP4Connection) -> None:
-        self.connection = conn
-        self._buffer = b""
-        self._eof = False
-        self._eof_sent = False
-        self._busy = False
-
-    def _check_open(self) -> None:
-        core = self.connection._core
-        if core.closed_by_user or self.connection._ep._closed:
-            raise trio.ClosedResourceError("stream was closed")
-
-    @contextlib.contextmanager
-    def _sending(self) -> Iterator[None]:
-        if self._busy:
-            raise trio.BusyResourceError("another task is sending on this stream")
-        self._busy = True
-        try:
-            yield
-        except Disconnected as exc:
-            raise trio.BrokenResourceError(str(exc)) from exc
-        finally:
-            self._busy = False
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send *data* (as one TSDU)."""
-        with self._sending():
-            self._check_open()
-            if self._eof_sent:
-                raise trio.ClosedResourceError("send_eof() was called on this stream")
-            if not data:
-                await trio.lowlevel.checkpoint()
-                return
-            await self.connection.send(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        """Wait until the send buffer has room."""
-        with self._sending():
-            self._check_open()
-            core = self.connection._core
-            while core.send_buffer_available == 0 and core.state in _OPEN_STATES:
-                await self.connection._lot.park()
-                self._check_open()
-            await trio.lowlevel.checkpoint()
-
-    async def send_eof(self) -> None:
-        """Signal end of stream to the peer (an empty TSDU). Idempotent."""
-        with self._sending():
-            self._check_open()
-            if self._eof_sent:
-                await trio.lowlevel.checkpoint()
-                return
-            self._eof_sent = True
-            await self.connection.send(b"")
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Receive up to *max_bytes* octets; b"" at end of stream."""
-        self._check_open()
-        if max_bytes is not None:
-            max_bytes = operator.index(max_bytes)
-            if max_bytes < 1:
-                raise ValueError("max_bytes must be at least 1")
-        if not self._buffer and not self._eof:
-            try:
-                tsdu = await self.connection.receive()
-            except trio.EndOfChannel:
-                tsdu = b""
-            except Disconnected as exc:
-                raise trio.BrokenResourceError(str(exc)) from exc
-            if not tsdu:
-                self._eof = True
-            self._buffer = tsdu
-        else:
-            await trio.lowlevel.checkpoint()
-        n = len(self._buffer) if max_bytes is None else max_bytes
-        chunk, self._buffer = self._buffer[:n], self._buffer[n:]
-        return chunk
-
-    async def aclose(self) -> None:
-        """Close the underlying connection."""
-        await self.connection.aclose()
+TP4Stream = TSDUStream
+"""The byte-stream view of a :class:`TP4Connection`: a
+:class:`~tp4emu.transport.stream.TSDUStream`, as for TCP."""
 
 
 @asynccontextmanager
