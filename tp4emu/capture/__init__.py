@@ -33,9 +33,18 @@ after every record before the fault has been yielded; malformed packets
 inside a well-formed file are skipped.
 """
 
+from .exported import ExportedPdu, exported_pdu_tags, parse_exported_pdu
 from .formats import *  # noqa: F403
 from .formats import __all__ as _formats_all
 from .reader import read_pcap
-from .writer import PcapWriter, exported_pdu_tags, ipv4_udp_packet
+from .writer import PcapWriter, ipv4_udp_packet
 
-__all__ = [*_formats_all, "PcapWriter", "exported_pdu_tags", "ipv4_udp_packet", "read_pcap"]
+__all__ = [
+    *_formats_all,
+    "ExportedPdu",
+    "PcapWriter",
+    "exported_pdu_tags",
+    "ipv4_udp_packet",
+    "parse_exported_pdu",
+    "read_pcap",
+]

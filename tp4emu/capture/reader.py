@@ -11,6 +11,7 @@ from typing import IO
 
 from ..wire.errors import TPDUError
 from ..wire.tpkt import RFC1006_PORT, TPKTDecoder
+from .exported import parse_exported_pdu
 from .formats import (
     _COTP_DISSECTORS,
     _ETHERTYPE_IPV4,
@@ -18,17 +19,6 @@ from .formats import (
     _IPPROTO_TCP,
     _IPPROTO_UDP,
     _MAX_RECORD,
-    _S_TAG,
-    EXP_PDU_PT_TCP,
-    EXP_PDU_TAG_DST_PORT,
-    EXP_PDU_TAG_END_OF_OPT,
-    EXP_PDU_TAG_IPV4_DST,
-    EXP_PDU_TAG_IPV4_SRC,
-    EXP_PDU_TAG_IPV6_DST,
-    EXP_PDU_TAG_IPV6_SRC,
-    EXP_PDU_TAG_PORT_TYPE,
-    EXP_PDU_TAG_PROTO_NAME,
-    EXP_PDU_TAG_SRC_PORT,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_LINUX_SLL,
@@ -43,7 +33,6 @@ from .formats import (
     Address,
     PcapError,
     PcapRecord,
-    Transport,
     _fmt,
 )
 
@@ -140,38 +129,11 @@ class _Decoder:
     # -- exported PDU
 
     def _exported(self, data: bytes, ts: float, frame: int) -> list[PcapRecord]:
-        pos = 0
-        n = len(data)
-        dissector = None
-        src_ip = dst_ip = "0.0.0.0"
-        sport = dport = 0
-        transport: Transport = "udp"
-        while True:
-            if pos + 4 > n:
-                return []  # no end-of-options tag: malformed, skip
-            tag, length = _S_TAG.unpack_from(data, pos)
-            pos += 4
-            value = data[pos : pos + length]
-            if len(value) != length:
-                return []
-            pos += length
-            if tag == EXP_PDU_TAG_END_OF_OPT:
-                break
-            if tag == EXP_PDU_TAG_PROTO_NAME:
-                dissector = value.rstrip(b"\x00").decode("ascii", "replace")
-            elif tag in (EXP_PDU_TAG_IPV4_SRC, EXP_PDU_TAG_IPV6_SRC) and length in (4, 16):
-                src_ip = str(ipaddress.ip_address(value))
-            elif tag in (EXP_PDU_TAG_IPV4_DST, EXP_PDU_TAG_IPV6_DST) and length in (4, 16):
-                dst_ip = str(ipaddress.ip_address(value))
-            elif tag == EXP_PDU_TAG_SRC_PORT and length == 4:
-                sport = int.from_bytes(value, "big") & 0xFFFF
-            elif tag == EXP_PDU_TAG_DST_PORT and length == 4:
-                dport = int.from_bytes(value, "big") & 0xFFFF
-            elif tag == EXP_PDU_TAG_PORT_TYPE and length == 4:
-                transport = "tcp" if int.from_bytes(value, "big") == EXP_PDU_PT_TCP else "udp"
-        if dissector not in _COTP_DISSECTORS:
-            return []
-        return [PcapRecord(ts, (src_ip, sport), (dst_ip, dport), data[pos:], transport, frame)]
+        tags = parse_exported_pdu(data)
+        if tags is None or tags.dissector not in _COTP_DISSECTORS:
+            return []  # malformed, or not for the COTP dissector
+        payload = data[tags.offset :]
+        return [PcapRecord(ts, tags.src, tags.dst, payload, tags.transport, frame)]
 
     # -- IPv4
 

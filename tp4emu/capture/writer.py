@@ -8,91 +8,23 @@ import struct
 from types import TracebackType
 from typing import IO
 
+from .exported import checked_port, exported_pdu_tags, ip_of
 from .formats import (
     _IPPROTO_UDP,
     _S_RECORD,
-    _S_TAG,
-    _S_TAG_U32,
     DEFAULT_SNAPLEN,
-    EXP_PDU_PT_TCP,
-    EXP_PDU_PT_UDP,
-    EXP_PDU_TAG_DST_PORT,
-    EXP_PDU_TAG_END_OF_OPT,
-    EXP_PDU_TAG_IPV4_DST,
-    EXP_PDU_TAG_IPV4_SRC,
-    EXP_PDU_TAG_IPV6_DST,
-    EXP_PDU_TAG_IPV6_SRC,
-    EXP_PDU_TAG_PORT_TYPE,
-    EXP_PDU_TAG_PROTO_NAME,
-    EXP_PDU_TAG_SRC_PORT,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_WIRESHARK_UPPER_PDU,
-    OSITP,
     PCAP_GLOBAL_HEADER,
     PCAP_MAGIC,
     Address,
     Transport,
 )
 
-__all__ = ["PcapWriter", "exported_pdu_tags", "ipv4_udp_packet"]
+__all__ = ["PcapWriter", "ipv4_udp_packet"]
 
 # ---------------------------------------------------------------- writer
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"not an IP address: {host!r}") from None
-
-
-def _port(port: int) -> int:
-    if not 0 <= port <= 0xFFFF:
-        raise ValueError(f"port {port} out of 0..65535")
-    return port
-
-
-def exported_pdu_tags(
-    src: Address, dst: Address, *, transport: Transport = "udp", dissector: str = OSITP
-) -> bytes:
-    """The exported-PDU tags that precede a PDU in a link type 252 record.
-
-    Dissector name (padded with NULs to a multiple of 4 octets, the length
-    counting the padding, as Wireshark writes it), source and destination
-    address (IPv4 or IPv6), port type, source and destination port, end of
-    options.
-
-    Raises:
-        ValueError: an address that is not an IP address, a port out of
-            range, or source and destination of different IP versions.
-    """
-    name = dissector.encode("ascii")
-    name += b"\x00" * (-len(name) % 4)
-    s, d = _ip(src[0]), _ip(dst[0])
-    if s.version != d.version:
-        raise ValueError(f"{src[0]} and {dst[0]} are not of the same IP version")
-    tag_src, tag_dst = (
-        (EXP_PDU_TAG_IPV4_SRC, EXP_PDU_TAG_IPV4_DST)
-        if s.version == 4
-        else (EXP_PDU_TAG_IPV6_SRC, EXP_PDU_TAG_IPV6_DST)
-    )
-    alen = len(s.packed)
-    port_type = EXP_PDU_PT_UDP if transport == "udp" else EXP_PDU_PT_TCP
-    return b"".join(
-        (
-            _S_TAG.pack(EXP_PDU_TAG_PROTO_NAME, len(name)),
-            name,
-            _S_TAG.pack(tag_src, alen),
-            s.packed,
-            _S_TAG.pack(tag_dst, alen),
-            d.packed,
-            _S_TAG_U32.pack(EXP_PDU_TAG_PORT_TYPE, 4, port_type),
-            _S_TAG_U32.pack(EXP_PDU_TAG_SRC_PORT, 4, _port(src[1])),
-            _S_TAG_U32.pack(EXP_PDU_TAG_DST_PORT, 4, _port(dst[1])),
-            _S_TAG.pack(EXP_PDU_TAG_END_OF_OPT, 0),
-        )
-    )
 
 
 def _inet_checksum(data: bytes) -> int:
@@ -114,7 +46,7 @@ def ipv4_udp_packet(src: Address, dst: Address, payload: bytes, *, ident: int = 
         ValueError: a non-IPv4 address, a port out of range, or a payload
             that does not fit one IPv4 packet.
     """
-    s, d = _ip(src[0]), _ip(dst[0])
+    s, d = ip_of(src[0]), ip_of(dst[0])
     if s.version != 4 or d.version != 4:
         raise ValueError("only IPv4 packets can be synthesised")
     udp_len = 8 + len(payload)
@@ -122,7 +54,7 @@ def ipv4_udp_packet(src: Address, dst: Address, payload: bytes, *, ident: int = 
     if total > 0xFFFF:
         raise ValueError(f"UDP payload of {len(payload)} octets does not fit an IPv4 packet")
     pseudo = s.packed + d.packed + struct.pack("!BBH", 0, _IPPROTO_UDP, udp_len)
-    udp = struct.pack("!HHHH", _port(src[1]), _port(dst[1]), udp_len, 0) + payload
+    udp = struct.pack("!HHHH", checked_port(src[1]), checked_port(dst[1]), udp_len, 0) + payload
     ck = _inet_checksum(pseudo + udp) or 0xFFFF
     udp = udp[:6] + struct.pack("!H", ck) + udp[8:]
     ip = struct.pack(
@@ -230,7 +162,7 @@ class PcapWriter:
             self._ident = (self._ident + 1) & 0xFFFF
             packet = ipv4_udp_packet(src, dst, datagram, ident=self._ident)
             if self.linktype == LINKTYPE_ETHERNET:
-                eth = _mac(_ip(dst[0])) + _mac(_ip(src[0])) + b"\x08\x00"
+                eth = _mac(ip_of(dst[0])) + _mac(ip_of(src[0])) + b"\x08\x00"
                 packet = eth + packet
         self.write_packet(packet, timestamp=timestamp)
 

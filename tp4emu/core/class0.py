@@ -61,6 +61,7 @@ from .errors import (
     LocalProtocolError,
     TP4Error,
 )
+from .events import ConnectionEvent
 from .state import State
 from .stats import Statistics
 
@@ -229,27 +230,24 @@ class ConnectionRequested:
     tsap: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionEstablished:
+class ConnectionEstablished(ConnectionEvent["Class0Connection"]):
     """The connection reached OPEN (initiator: CC received; responder: CC sent)."""
 
-    connection: Class0Connection
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class DataReceived:
+class DataReceived(ConnectionEvent["Class0Connection"]):
     """A whole TSDU is ready in ``connection.receive()``."""
 
-    connection: Class0Connection
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionTerminated:
+class ConnectionTerminated(ConnectionEvent["Class0Connection"]):
     """The connection is CLOSED: the driver writes what is left to send, then
     closes the TCP connection; ``connection.error`` says why (None: a normal
     release)."""
 
-    connection: Class0Connection
+    __slots__ = ()
 
 
 Class0Event = ConnectionRequested | ConnectionEstablished | DataReceived | ConnectionTerminated

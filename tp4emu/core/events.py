@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConnectionClosed",
     "ConnectionEstablished",
+    "ConnectionEvent",
     "ConnectionRequested",
     "ConnectionTerminated",
     "DataReceived",
@@ -35,11 +36,16 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class _ConnectionEvent:
-    """An event about one connection and nothing else (the base of most events)."""
+C = TypeVar("C")
 
-    connection: Connection
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent(Generic[C]):
+    """An event about one connection and nothing else: the base of most events,
+    of class 4 (``C`` a :class:`~tp4emu.core.connection.Connection`) and of
+    class 0 (a :class:`~tp4emu.core.class0.Class0Connection`)."""
+
+    connection: C
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,43 +58,43 @@ class ConnectionRequested:
     """The listener it is queued on."""
 
 
-class ConnectionEstablished(_ConnectionEvent):
+class ConnectionEstablished(ConnectionEvent["Connection"]):
     """The connection reached OPEN (initiator: CC received; responder: AK received)."""
 
     __slots__ = ()
 
 
-class DataReceived(_ConnectionEvent):
+class DataReceived(ConnectionEvent["Connection"]):
     """A whole TSDU is ready in ``connection.receive()``."""
 
     __slots__ = ()
 
 
-class ExpeditedReceived(_ConnectionEvent):
+class ExpeditedReceived(ConnectionEvent["Connection"]):
     """Expedited data is ready in ``connection.receive_expedited()``."""
 
     __slots__ = ()
 
 
-class SendSpaceAvailable(_ConnectionEvent):
+class SendSpaceAvailable(ConnectionEvent["Connection"]):
     """Send buffer space was freed (acknowledged data) or the ED slot emptied."""
 
     __slots__ = ()
 
 
-class ConnectionTerminated(_ConnectionEvent):
+class ConnectionTerminated(ConnectionEvent["Connection"]):
     """The connection will carry no more data; ``connection.error`` says why."""
 
     __slots__ = ()
 
 
-class ReleaseCompleted(_ConnectionEvent):
+class ReleaseCompleted(ConnectionEvent["Connection"]):
     """The release finished (DC or DR received, or DR retries exhausted): REFWAIT."""
 
     __slots__ = ()
 
 
-class ConnectionClosed(_ConnectionEvent):
+class ConnectionClosed(ConnectionEvent["Connection"]):
     """The connection reached CLOSED: its reference is free again."""
 
     __slots__ = ()
@@ -126,7 +132,7 @@ class TimerArmed:
     deadline: float
 
 
-class AckWanted(_ConnectionEvent):
+class AckWanted(ConnectionEvent["Connection"]):
     """The connection has an AK to send with the next ``datagrams_to_send``."""
 
     __slots__ = ()

@@ -135,3 +135,44 @@ class TSDUStream(trio.abc.HalfCloseableStream):
         """Close the stream and release the connection. Idempotent."""
         self._closed = True
         await self.connection.aclose()
+
+
+class _Negotiated(Protocol):
+    """The CR/CC facts a sans-IO engine (class 4 or class 0) records."""
+
+    @property
+    def calling_tsap(self) -> bytes | None: ...
+    @property
+    def called_tsap(self) -> bytes | None: ...
+    @property
+    def connect_data(self) -> bytes: ...
+    @property
+    def confirm_data(self) -> bytes: ...
+
+
+class ConnectionFacts:
+    """What a connection of either driver shows of its establishment, read from
+    its engine (the attribute ``_facts``); reading them does not confirm."""
+
+    __slots__ = ()
+    _facts: _Negotiated
+
+    @property
+    def calling_tsap(self) -> bytes | None:
+        """The calling TSAP-ID of the CR."""
+        return self._facts.calling_tsap
+
+    @property
+    def called_tsap(self) -> bytes | None:
+        """The called TSAP-ID of the CR."""
+        return self._facts.called_tsap
+
+    @property
+    def connect_data(self) -> bytes:
+        """The CR's user data (reading it does not confirm)."""
+        return self._facts.connect_data
+
+    @property
+    def confirm_data(self) -> bytes:
+        """The CC's user data."""
+        return self._facts.confirm_data

@@ -78,7 +78,7 @@ from ..core.class0 import (
 )
 from ..core.errors import ConnectionRejected
 from ..wire import DRReason
-from .stream import TSDUStream
+from .stream import ConnectionFacts, TSDUStream
 
 __all__ = [
     "CLASS0_MAX_TPDU_SIZE",
@@ -197,7 +197,7 @@ class _Budget:
             await self._lot.park()
 
 
-class TCPConnection(trio.abc.Channel[bytes]):
+class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
     """A class 0 transport connection over one TCP connection (RFC 1006).
 
     Drives one :class:`~tp4emu.core.class0.Class0Connection` (:attr:`engine`),
@@ -215,6 +215,7 @@ class TCPConnection(trio.abc.Channel[bytes]):
         on_close: Callable[[TCPConnection], None] | None = None,
     ) -> None:
         self.engine = engine
+        self._facts = engine
         """The sans-IO connection (for inspection; do not drive it directly)."""
         self._stream = stream
         self._capture = capture
@@ -249,26 +250,6 @@ class TCPConnection(trio.abc.Channel[bytes]):
     def tpdu_size(self) -> int:
         """Negotiated TPDU size (≤ 2048)."""
         return self.engine.tpdu_size
-
-    @property
-    def calling_tsap(self) -> bytes | None:
-        """The calling TSAP-ID of the CR."""
-        return self.engine.calling_tsap
-
-    @property
-    def called_tsap(self) -> bytes | None:
-        """The called TSAP-ID of the CR."""
-        return self.engine.called_tsap
-
-    @property
-    def connect_data(self) -> bytes:
-        """The CR's user data."""
-        return self.engine.connect_data
-
-    @property
-    def confirm_data(self) -> bytes:
-        """The CC's user data."""
-        return self.engine.confirm_data
 
     @property
     def local_ref(self) -> int:

@@ -40,7 +40,7 @@ from ..core import (
 from ..core.connection import Address
 from ..core.events import ConnectionClosed
 from ..wire import MAX_ED_DATA, DRReason
-from .stream import TSDUStream
+from .stream import ConnectionFacts, TSDUStream
 
 __all__ = [
     "DatagramSocket",
@@ -414,7 +414,7 @@ class TP4Listener(trio.abc.Listener["TP4Connection"]):
         await trio.lowlevel.checkpoint()
 
 
-class TP4Connection(trio.abc.Channel[bytes]):
+class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
     """A TP4 connection: a channel of TSDUs (whole messages), plus expedited data.
 
     Errors: a connection the peer released raises
@@ -427,6 +427,7 @@ class TP4Connection(trio.abc.Channel[bytes]):
     def __init__(self, endpoint: TP4Endpoint, core: Connection) -> None:
         self._ep = endpoint
         self._core = core
+        self._facts = core
         self._lot = trio.lowlevel.ParkingLot()
         self._receiving = False
         self._receiving_ed = False
@@ -442,26 +443,6 @@ class TP4Connection(trio.abc.Channel[bytes]):
     def core(self) -> Connection:
         """The sans-IO connection (for inspection)."""
         return self._core
-
-    @property
-    def connect_data(self) -> bytes:
-        """The CR's user data; reading it does not confirm."""
-        return self._core.connect_data
-
-    @property
-    def confirm_data(self) -> bytes:
-        """The CC's user data."""
-        return self._core.confirm_data
-
-    @property
-    def calling_tsap(self) -> bytes | None:
-        """The calling TSAP-ID of the CR."""
-        return self._core.calling_tsap
-
-    @property
-    def called_tsap(self) -> bytes | None:
-        """The called TSAP-ID of the CR."""
-        return self._core.called_tsap
 
     def getpeername(self) -> tuple[str, int]:
         """The peer's (host, port); works while CONFIRMING, as netiso's getpeername.
