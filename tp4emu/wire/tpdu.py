@@ -303,14 +303,9 @@ class ED(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.ED
 
 
-@tpdu_def(
-    normal=(TYPE_CDT, DST_REF, NR7),
-    extended=(TYPE, DST_REF, NR31, CREDIT16),
-    shown=(SHOW_DST_REF, SHOW_FORMAT, SHOW_NR, SHOW_CREDIT),
-)
 @dataclass(frozen=True, slots=True)
-class AK(_Base):
-    """Data acknowledgement: next expected TPDU-NR and credit."""
+class _Acknowledgement(_Base):
+    """The fields of AK and RJ: next expected TPDU-NR and credit (one shape, two codes)."""
 
     dst_ref: int
     nr: int
@@ -318,6 +313,20 @@ class AK(_Base):
     extended: bool = False
     params: tuple[Param, ...] = ()
     checksum_ok: bool | None = field(default=None, compare=False)
+
+
+_ACK_SHAPE = tpdu_def(
+    normal=(TYPE_CDT, DST_REF, NR7),
+    extended=(TYPE, DST_REF, NR31, CREDIT16),
+    shown=(SHOW_DST_REF, SHOW_FORMAT, SHOW_NR, SHOW_CREDIT),
+)
+
+
+@_ACK_SHAPE
+@dataclass(frozen=True, slots=True)
+class AK(_Acknowledgement):
+    """Data acknowledgement: next expected TPDU-NR and credit."""
+
     code: ClassVar[TPDUCode] = TPDUCode.AK
 
     @property
@@ -349,21 +358,11 @@ class EA(_Base):
     code: ClassVar[TPDUCode] = TPDUCode.EA
 
 
-@tpdu_def(
-    normal=(TYPE_CDT, DST_REF, NR7),
-    extended=(TYPE, DST_REF, NR31, CREDIT16),
-    shown=(SHOW_DST_REF, SHOW_FORMAT, SHOW_NR, SHOW_CREDIT),
-)
+@_ACK_SHAPE
 @dataclass(frozen=True, slots=True)
-class RJ(_Base):
+class RJ(_Acknowledgement):
     """Reject (classes 1 and 3)."""
 
-    dst_ref: int
-    nr: int
-    credit: int
-    extended: bool = False
-    params: tuple[Param, ...] = ()
-    checksum_ok: bool | None = field(default=None, compare=False)
     code: ClassVar[TPDUCode] = TPDUCode.RJ
 
 
