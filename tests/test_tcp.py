@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 import trio.testing
+from rawtcp import dt, read_to_eof, read_tpkt, tpkt
 
 from tp4emu.core import (
     Config,
@@ -39,16 +40,6 @@ HOST = "127.0.0.1"
 LIMIT = 5.0  # seconds any one test may take
 
 
-def tpkt(payload: bytes) -> bytes:
-    """A TPKT built by hand: version 3, reserved 0, length including the header."""
-    return bytes([3, 0]) + struct.pack(">H", len(payload) + 4) + payload
-
-
-def dt(data: bytes, eot: bool = True) -> bytes:
-    """A class 0 DT in its TPKT: LI 2, 0xF0, EOT bit + TPDU-NR 0."""
-    return tpkt(bytes([2, 0xF0, 0x80 if eot else 0x00]) + data)
-
-
 # CR from the fake client: SRC-REF 0x1234, class 0, calling TSAP 0100,
 # called TSAP 0102, TPDU size 1024 (0x0A).
 CR_HAND = tpkt(bytes.fromhex("11e00000123400c1020100c2020102c0010a"))
@@ -60,38 +51,6 @@ CC_128 = tpkt(bytes.fromhex("09d00001432100c00107"))
 
 
 # ------------------------------------------------------------------ helpers
-
-
-async def read_exact(stream: trio.SocketStream, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = await stream.receive_some(n - len(buf))
-        if not chunk:
-            raise EOFError(f"EOF after {len(buf)} of {n} octets: {bytes(buf).hex()}")
-        buf += chunk
-    return bytes(buf)
-
-
-async def read_tpkt(stream: trio.SocketStream) -> bytes:
-    """One whole TPKT (header included) from the stream."""
-    head = await read_exact(stream, 4)
-    assert head[:2] == b"\x03\x00", head.hex()
-    (length,) = struct.unpack(">H", head[2:])
-    return head + await read_exact(stream, length - 4)
-
-
-async def read_to_eof(stream: trio.SocketStream) -> bytes:
-    """Everything until the peer's close (a reset counts as a close)."""
-    buf = bytearray()
-    while True:
-        try:
-            chunk = await stream.receive_some(4096)
-        except trio.BrokenResourceError:
-            break
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf)
 
 
 @asynccontextmanager

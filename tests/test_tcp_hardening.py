@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import struct
 import subprocess
 import sys
 import textwrap
@@ -27,6 +26,7 @@ import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rawtcp import dt, read_to_eof, read_tpkt, tpkt
 
 import tp4emu.core.class0
 import tp4emu.transport.tcp
@@ -42,16 +42,6 @@ CAP = 8
 
 
 # ------------------------------------------------------------------ wire, by hand
-
-
-def tpkt(payload: bytes) -> bytes:
-    """A TPKT: version 3, reserved 0, length including the header."""
-    return bytes([3, 0]) + struct.pack(">H", len(payload) + 4) + payload
-
-
-def dt(data: bytes, eot: bool = True) -> bytes:
-    """A class 0 DT in its TPKT: LI 2, 0xF0, EOT bit + TPDU-NR 0."""
-    return tpkt(bytes([2, 0xF0, 0x80 if eot else 0x00]) + data)
 
 
 def cr_tpdu(
@@ -109,38 +99,6 @@ DR_138 = bytes.fromhex("0300000b" + "068012340000" + "8a")
 
 
 # ------------------------------------------------------------------ helpers
-
-
-async def read_exact(stream: trio.SocketStream, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = await stream.receive_some(n - len(buf))
-        if not chunk:
-            raise EOFError(f"EOF after {len(buf)} of {n} octets: {bytes(buf).hex()}")
-        buf += chunk
-    return bytes(buf)
-
-
-async def read_tpkt(stream: trio.SocketStream) -> bytes:
-    """One whole TPKT (header included)."""
-    head = await read_exact(stream, 4)
-    assert head[:2] == b"\x03\x00", head.hex()
-    (length,) = struct.unpack(">H", head[2:])
-    return head + await read_exact(stream, length - 4)
-
-
-async def read_to_eof(stream: trio.SocketStream) -> bytes:
-    """Everything until the peer's close (a reset counts as a close)."""
-    buf = bytearray()
-    while True:
-        try:
-            chunk = await stream.receive_some(4096)
-        except trio.BrokenResourceError:
-            break
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf)
 
 
 async def wait_until(condition: Callable[[], bool]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 import trio.testing
+from rawtcp import read_to_eof
 
 from tp4emu.core import Disconnected
 from tp4emu.transport.stream import TSDUStream
@@ -24,19 +25,6 @@ LIMIT = 20.0
 
 # A raw client's CR: SRC-REF 0x4242, class 0, TPDU size 2048, called TSAP "svc".
 CR = bytes.fromhex("03000013" + "0ee00000424200" + "c0010b" + "c203") + b"svc"
-
-
-async def read_to_eof(stream: trio.SocketStream) -> bytes:
-    buf = bytearray()
-    while True:
-        try:
-            chunk = await stream.receive_some(4096)
-        except trio.BrokenResourceError:
-            break
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf)
 
 
 def stream_maker(
