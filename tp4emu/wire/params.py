@@ -21,8 +21,8 @@ the shapes kept raw, the values refused, its description and token).
 To add a parameter: give its code a name in
 :class:`~tp4emu.wire.constants.ParamCode`, write its dataclass here (with
 ``code``) under ``@param_def(...)``, and name it in the ``Param`` union and
-the ``__all__`` lists (here and in ``__init__.py``). Nothing else is written
-per parameter.
+this module's ``__all__`` (``tp4emu.wire`` re-exports it). Nothing else is
+written per parameter.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from .constants import DRReason, ERCause, ParamCode
 from .defs import PARAM_DEFS, ParamDef, param_def
 from .errors import TPDUError
 
-__all__ = [
+__all__ = [  # the public names, re-exported by tp4emu.wire; helpers below are not
     "AckTime",
     "AdditionalInformation",
     "AdditionalOptions",
@@ -74,10 +74,6 @@ __all__ = [
     "UnknownParam",
     "Version",
     "connection_params",
-    "decode_param",
-    "decode_param_in",
-    "encode_param_value",
-    "param_format",
 ]
 
 # --- building blocks of the value definitions ---------------------------------
