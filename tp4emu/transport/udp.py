@@ -181,6 +181,11 @@ class TP4Endpoint:
         return self._core.statistics()
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called (or the ``open_endpoint`` block ended)."""
+        return self._closed
+
+    @property
     def core(self) -> Endpoint:
         """The sans-IO endpoint (for inspection; do not drive it directly)."""
         return self._core
@@ -219,15 +224,15 @@ class TP4Endpoint:
             calling_tsap=calling_tsap,
             data=data,
         )
-        conn = self._wrap(core)
-        self._flush()
+        conn = self.connection_of(core)
+        self.flush()
         try:
             while core.state is State.WFCC:
                 await conn._lot.park()
         except BaseException:
             if core.state is State.WFCC:
                 core.disconnect(trio.current_time())
-                self._flush()
+                self.flush()
             raise
         if core.state is not State.OPEN:
             if self._closed:
@@ -247,7 +252,7 @@ class TP4Endpoint:
         for conn in self._core.connections:
             if conn.state in (State.WFCC, State.CONFIRMING, State.AKWAIT, State.OPEN):
                 conn.disconnect(now, DRReason.NORMAL)
-        self._flush()
+        self.flush()
         self._closed = True
         for wrapper in list(self._wrappers.values()):
             wrapper._lot.unpark_all()
@@ -261,7 +266,8 @@ class TP4Endpoint:
         if self._closed:
             raise trio.ClosedResourceError("the endpoint is closed")
 
-    def _wrap(self, core: Connection) -> TP4Connection:
+    def connection_of(self, core: Connection) -> TP4Connection:
+        """The TP4Connection around the core connection *core* (made on first use)."""
         wrapper = self._wrappers.get(id(core))
         if wrapper is None:
             wrapper = TP4Connection(self, core)
@@ -282,7 +288,7 @@ class TP4Endpoint:
                 if self._pcap is not None:
                     self._record(data, addr, self._local)
                 core.receive_datagram(data, addr, now)
-            self._flush()
+            self.flush()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _ack_loop(self) -> None:
@@ -295,7 +301,7 @@ class TP4Endpoint:
             await self._ack_wanted.wait()
             self._ack_wanted = trio.Event()
             await trio.lowlevel.cancel_shielded_checkpoint()
-            self._flush(acks=True)
+            self.flush(acks=True)
 
     async def _timer_loop(self) -> None:
         core = self._core
@@ -309,7 +315,7 @@ class TP4Endpoint:
             self._timer_scope = None
             now = trio.current_time()
             core.handle_timer(now)
-            self._flush()
+            self.flush()
 
     async def _send_loop(self) -> None:
         """Sends what did not fit in the socket buffer (rare: the core flushes inline)."""
@@ -324,11 +330,13 @@ class TP4Endpoint:
                         self._send_blocked = pending[i:] + self._send_blocked
                         break
 
-    def _flush(self, *, acks: bool = False) -> None:
+    def flush(self, *, acks: bool = False) -> None:
         """Send the core's output, wake the tasks its events concern, re-arm the timer.
 
-        Pending AKs are left to the ack task (one scheduling round later) unless
-        *acks* is set, so that a DT sent meanwhile carries them.
+        The driver calls it after every call into the core (its connections
+        and listeners do, after theirs); calling it more often is harmless.
+        Pending AKs are left to the ack task (one scheduling round later)
+        unless *acks* is set, so that a DT sent meanwhile carries them.
         """
         core = self._core
         now = trio.current_time()
@@ -397,19 +405,19 @@ class TP4Listener(trio.abc.Listener["TP4Connection"]):
     async def accept(self) -> TP4Connection:
         """Wait for a CR and return its connection, in state CONFIRMING."""
         while True:
-            if self._core.closed or self._ep._closed:
+            if self._core.closed or self._ep.closed:
                 raise trio.ClosedResourceError("listener is closed")
-            core = self._ep._core.accept(self._core)
+            core = self._ep.core.accept(self._core)
             if core is not None:
                 await trio.lowlevel.checkpoint()
-                return self._ep._wrap(core)
+                return self._ep.connection_of(core)
             await self._lot.park()
 
     async def aclose(self) -> None:
         """Stop listening; connections queued but not accepted get DR reason 2."""
         if not self._core.closed:
-            self._ep._core.close_listener(self._core, trio.current_time())
-            self._ep._flush()
+            self._ep.core.close_listener(self._core, trio.current_time())
+            self._ep.flush()
         self._lot.unpark_all()
         await trio.lowlevel.checkpoint()
 
@@ -462,7 +470,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
 
     def _raise_if_finished(self) -> None:
         core = self._core
-        if core.closed_by_user or self._ep._closed:
+        if core.closed_by_user or self._ep.closed:
             raise trio.ClosedResourceError("connection was closed")
         if core.error is not None:
             raise core.error
@@ -473,14 +481,14 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
         """netiso: the first receive on a confirming connection sends the CC."""
         if self._core.state is State.CONFIRMING:
             self._core.confirm(trio.current_time())
-            self._ep._flush()
+            self._ep.flush()
 
     async def confirm(self, data: bytes = b"") -> None:
         """Confirm a CONFIRMING connection: the CC goes out with *data* (≤32 octets)."""
         await trio.lowlevel.checkpoint()
         self._raise_if_finished()
         self._core.confirm(trio.current_time(), data)
-        self._ep._flush()
+        self._ep.flush()
 
     async def reject(self, reason: int = DRReason.NORMAL, data: bytes = b"") -> None:
         """Refuse a CONFIRMING connection with a DR (*reason*, ≤64 octets of *data*).
@@ -492,7 +500,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
         if self._core.state in (State.CLOSED, State.REFWAIT, State.CLOSING):
             return
         self._core.disconnect(trio.current_time(), reason, data)
-        self._ep._flush()
+        self._ep.flush()
         self._lot.unpark_all()
 
     async def send(self, value: bytes | bytearray | memoryview) -> None:
@@ -510,7 +518,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
             await self._lot.park()
             self._raise_if_finished()
         core.send(trio.current_time(), value)
-        self._ep._flush()
+        self._ep.flush()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_expedited(self, data: bytes) -> None:
@@ -527,7 +535,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
             await self._lot.park()
             self._raise_if_finished()
         core.send_expedited(trio.current_time(), data)
-        self._ep._flush()
+        self._ep.flush()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive(self) -> bytes:
@@ -549,11 +557,11 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
             while True:
                 tsdu = core.receive()
                 if tsdu is not None:
-                    self._ep._flush()
+                    self._ep.flush()
                     if not parked:  # parking was our schedule point otherwise
                         await trio.lowlevel.cancel_shielded_checkpoint()
                     return tsdu
-                if core.closed_by_user or self._ep._closed:
+                if core.closed_by_user or self._ep.closed:
                     raise trio.ClosedResourceError("connection was closed")
                 err = core.error
                 if err is not None:
@@ -604,11 +612,11 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
         finally:
             if core.state not in (State.CLOSED, State.REFWAIT, State.CLOSING):
                 core.disconnect(trio.current_time(), DRReason.NORMAL)
-                self._ep._flush()
+                self._ep.flush()
             core.closed_by_user = True
             self._lot.unpark_all()
         with trio.move_on_after(self._ep.config.linger_time):
-            while core.state is State.CLOSING and not self._ep._closed:
+            while core.state is State.CLOSING and not self._ep.closed:
                 await self._lot.park()
         await trio.lowlevel.checkpoint()
 
@@ -619,7 +627,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
     @property
     def closed(self) -> bool:
         """Whether we closed or rejected the connection, or closed its endpoint."""
-        return self._core.closed_by_user or self._ep._closed
+        return self._core.closed_by_user or self._ep.closed
 
     async def wait_send_ready(self) -> None:
         """Return when :meth:`send` would not wait for send-buffer room.
