@@ -390,6 +390,8 @@ class Connection:
 
     def _choose(self, rules: tuple[Rule, ...], arg: Any) -> tuple[State, str]:
         """The first rule whose guard holds (the last one has none: it always does)."""
+        if len(rules) == 1:  # the common case: no guard to evaluate
+            return rules[0][1], rules[0][2]
         for guard, next_state, action in rules:
             if guard is None or _GUARDS[guard](self, arg):
                 return next_state, action

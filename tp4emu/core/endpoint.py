@@ -294,7 +294,7 @@ class Endpoint:
         outbox = self._outbox
         while outbox:
             event = outbox.popleft()
-            if isinstance(event, Transmit):
+            if isinstance(event, Transmit):  # the data path's event: checked first
                 self._send(event.raw, event.connection.peer, event.tpdus)
             elif isinstance(event, TimerArmed):
                 self._armed[event.connection] = event.deadline
