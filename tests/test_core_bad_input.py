@@ -267,13 +267,13 @@ def test_invalid_cr_with_parameter_past_the_header_gets_dr_138() -> None:
     assert s.endpoint.connections == []
 
 
-def test_invalid_cr_with_too_much_user_data_gets_dr_133() -> None:
+def test_invalid_cr_with_too_much_user_data_gets_dr_138() -> None:
     s = Script()
     s.endpoint.listen(None)
     raw = _cr_raw(peer_cr(data=bytes(32))) + b"!"
     s.send(with_checksum(raw, 9))
-    # the codec's reason for CR/CC data over 32 octets: protocol error
-    s.expect(DR(PEER_REF, 0, DRReason.PROTOCOL_ERROR))
+    # CR/CC data over 32 octets is a length error (netiso: E_TP_LENGTH_INVAL, 138)
+    s.expect(DR(PEER_REF, 0, DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID))
 
 
 def test_invalid_cr_without_valid_checksum_or_with_src_ref_0_gets_nothing() -> None:
@@ -508,7 +508,8 @@ def test_inactivity_timer_releases_a_silent_connection() -> None:
     s.expect_nothing(until=3.749)
     assert conn.state is State.OPEN
     s.advance(to=3.75)  # 0.25 + I: nothing received for I
-    s.expect(DR(PEER_REF, conn.local_ref, DRReason.NOT_SPECIFIED), at=3.75)
+    # reason 129, as netiso (tp.trans: OPEN, TM_inact)
+    s.expect(DR(PEER_REF, conn.local_ref, DRReason.REMOTE_CONGESTION), at=3.75)
     assert conn.state is State.CLOSING
     assert isinstance(conn.error, ConnectionTimedOut)
     assert isinstance(conn.error, TimeoutError)
