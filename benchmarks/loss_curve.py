@@ -114,6 +114,7 @@ class Result:
     datagrams_sent: int | None = None
     udp_seen: int | None = None  # nftables: UDP datagrams at the input hook
     dropped: int | None = None  # nftables: of which dropped
+    load: float | None = None  # 1-minute load average as the run began (noise)
     stdout: str = ""
     stderr_tail: list[str] = field(default_factory=list)
 
@@ -219,6 +220,7 @@ def run_one(args: argparse.Namespace, loss: int, run: int, expected: str) -> Res
     env = {**os.environ, "PYTHONPATH": str(args.tree)}
     try:
         make_namespace(name, loss)
+        result.load = os.getloadavg()[0]
         start = time.perf_counter()
         try:
             proc = subprocess.run(
@@ -372,7 +374,7 @@ def main() -> None:
             err.print(
                 f"[{len(results)}/{total}] run {run} loss {loss:>2} %: {verdict}, "
                 f"{result.retransmissions} retransmissions, {result.dropped}/{result.udp_seen} "
-                f"dropped, wall {fmt(result.wall, '.1f')} s"
+                f"dropped, wall {fmt(result.wall, '.1f')} s, load {fmt(result.load, '.2f')}"
             )
     minutes = (time.perf_counter() - begin) / 60
     what = args.label or str(args.tree)
