@@ -446,10 +446,12 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+_MERMAID_ESCAPES = {"#": "#35;", ";": "#59;", "<": "#60;", ">": "#62;", "\n": " "}
+
+
 def _mermaid_text(text: str) -> str:
     """*text* safe in a Mermaid message or note (``#``, ``;``, ``<``, ``>`` as entity codes)."""
-    out = text.replace("#", "#35;").replace(";", "#59;")
-    return out.replace("<", "#60;").replace(">", "#62;").replace("\n", " ")
+    return "".join(_MERMAID_ESCAPES.get(c, c) for c in text)
 
 
 def to_mermaid(ladder: Ladder) -> str:

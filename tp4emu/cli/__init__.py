@@ -206,7 +206,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     render(result, console)
     if recorder is not None:
         for path in write_demo_ladders(args.ladder, result, recorder):
-            console.print(f"ladder written: {path}")
+            console.print(f"ladder written: {path}", soft_wrap=True, markup=False)
     return 0 if result.ok else 1
 
 
