@@ -371,7 +371,7 @@ async def test_the_demo_run_ladders() -> None:
     tp4, tcp = ladders["tp4"], ladders["tcp"]
     assert [p.name for p in tp4.participants] == ["client A", "server", "client B"]
     to_b = [m.parts[0].split()[0] for m in tp4.messages() if m.dst == "client B"]
-    assert to_b == ["DR"]  # no CC, ever
+    assert to_b and set(to_b) == {"DR"}  # no CC, ever (the DR, perhaps resent)
     assert "CC" in [m.parts[0].split()[0] for m in tcp.messages() if m.dst == "client B"]
     texts = [n.text for n in tp4.notes("call")]
     assert "accept() returned, state CONFIRMING" in texts
