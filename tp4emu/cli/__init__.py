@@ -8,6 +8,9 @@ Subcommands:
 ``serve`` / ``connect``
     The access-list echo server and its client, over ``--transport tp4`` or
     ``tcp`` (:mod:`tp4emu.cli.apps`).
+``ladder``
+    A capture drawn as a ladder (message sequence) diagram, Mermaid or SVG
+    (:mod:`tp4emu.cli.ladder`).
 ``decode``
     Decode TPDUs from hex arguments (one datagram per argument), from stdin
     (one datagram per line) or from a capture file (``--pcap``), and print
@@ -112,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(subparsers, common)
     _add_serve_parser(subparsers, common)
     _add_connect_parser(subparsers, common)
+    from .ladder import add_ladder_parser
+
+    add_ladder_parser(subparsers, common)
     return parser
 
 
@@ -163,6 +169,7 @@ def _add_demo_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the loss injection")
     p.add_argument("--pcap", metavar="FILE", help="record the TP4 part's TPDUs")
+    p.add_argument("--ladder", metavar="DIR", help="write the run's ladder diagrams (SVG, Mermaid)")
     p.add_argument(
         "--decide-delay",
         type=float,
@@ -182,14 +189,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not 0.0 <= args.loss < 1.0:
         print(f"{PROG} demo: --loss must be in [0, 1)", file=sys.stderr)
         return 2
+    from .ladder import DemoRecorder, write_demo_ladders
+
+    recorder = DemoRecorder() if args.ladder else None
     result = trio.run(
         lambda: run_demo(
-            loss=args.loss, seed=args.seed, pcap_path=args.pcap, decide_delay=args.decide_delay
+            loss=args.loss,
+            seed=args.seed,
+            pcap_path=args.pcap,
+            decide_delay=args.decide_delay,
+            recorder=recorder,
         )
     )
     color = {"always": True, "never": False}.get(args.color)
     console = Console(force_terminal=color, no_color=color is False, highlight=False)
     render(result, console)
+    if recorder is not None:
+        for path in write_demo_ladders(args.ladder, result, recorder):
+            console.print(f"ladder written: {path}", soft_wrap=True, markup=False)
     return 0 if result.ok else 1
 
 
