@@ -30,6 +30,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -308,6 +309,19 @@ async def test_xrdp_refuses_a_textbook_cr_without_a_dr(xrdp: int) -> None:
     assert not info.value.by_peer
     assert "expected a class 0 CC, got DT0(" in str(info.value)
     assert "DR reason" not in str(info.value)
+
+
+def test_cli_says_no_dr_came_from_xrdp(xrdp: int) -> None:
+    # The report: `tp4emu connect` printed "rejected: DR reason 130".
+    res = subprocess.run(
+        [sys.executable, "-m", "tp4emu", "connect", "--transport", "tcp", f"{HOST}:{xrdp}", "x"],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+    )
+    assert res.returncode == 1, res.stderr
+    assert res.stdout.startswith("failed: expected a class 0 CC, got DT0("), res.stdout
+    assert "DR reason" not in res.stdout
 
 
 # ---------------------------------------------------------------- xfreerdp, our server

@@ -665,7 +665,7 @@ class TCPEndpoint:
             stream = await trio.open_tcp_stream(peer[0], int(peer[1]), local_address=local)
         except OSError as exc:
             raise ConnectionRejected(
-                DRReason.ADDRESS_UNKNOWN, message=f"TCP connect failed: {exc}", by_peer=False
+                DRReason.ADDRESS_UNKNOWN, message=f"TCP connect failed: {exc}"
             ) from exc
         capture = _Capture(self._pcap, stream)
         try:
