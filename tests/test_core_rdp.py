@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tp4emu.core import (
     Config,
     ConnectionRejected,
+    Disconnected,
     LocalProtocolError,
     Role,
     State,
@@ -224,6 +225,21 @@ def test_refuse_an_rdp_cr_with_a_dr() -> None:
     assert conn.state is State.CLOSED
     with pytest.raises(ValueError):
         requested(FREERDP_CR).refuse(DRReason.NORMAL, bytes(65))
+
+
+def test_no_decision_in_time_is_a_dr() -> None:
+    # The driver's confirm_timeout expired: DR of confirm_timeout_reason (0 by default).
+    conn = requested(cr(COOKIE, src_ref=0x1234))
+    conn.timeout()
+    assert conn.data_to_send() == tpkt(bytes.fromhex("068012340000" + "00"))
+    assert conn.state is State.CLOSED and events(conn) == [ConnectionTerminated(conn)]
+    assert isinstance(conn.error, Disconnected) and not conn.error.by_peer
+    with pytest.raises(LocalProtocolError):
+        conn.accept(NEG_RSP)
+    conn = Class0Connection(Role.RESPONDER, Config(confirm_timeout_reason=DRReason.CONGESTION))
+    conn.receive_data(FREERDP_CR)
+    conn.timeout()
+    assert conn.data_to_send() == tpkt(bytes.fromhex("068000000000" + "01"))
 
 
 def test_rdp_peer_may_send_dts_up_to_2048_octets() -> None:

@@ -16,7 +16,7 @@ import trio
 import trio.testing
 from rawtcp import dt, read_to_eof, read_tpkt, tpkt
 
-from tp4emu.core import ConnectionRejected, LocalProtocolError, State
+from tp4emu.core import Config, ConnectionRejected, Disconnected, LocalProtocolError, State
 from tp4emu.transport.tcp import TCPEndpoint, open_tcp_endpoint
 from tp4emu.wire import DRReason
 
@@ -114,6 +114,33 @@ async def test_confirming_connection_refused_with_a_dr(how: str) -> None:
             await stream.aclose()
             assert ep.statistics().connections_refused == 1
             assert ep.statistics().connections_opened == 0
+
+
+async def test_no_decision_within_confirm_timeout_is_a_dr() -> None:
+    config = Config(confirm_timeout=0.2)
+    with trio.fail_after(LIMIT):
+        async with open_tcp_endpoint((HOST, 0), config=config) as ep:
+            listener = ep.listen(auto_confirm=False)
+            stream = await send_cr(ep, tpkt(bytes.fromhex("0ee00000123400") + NEG_REQ))
+            conn = await listener.accept()
+            # Nobody decides: after 0.2 s the DR (reason 0), then the close.
+            assert await read_tpkt(stream) == tpkt(bytes.fromhex("068012340000" + "00"))
+            assert await read_to_eof(stream) == b""
+            await stream.aclose()
+            with pytest.raises(Disconnected) as info:
+                await conn.confirm(NEG_RSP)
+            assert not info.value.by_peer and "in time" in str(info.value)
+            assert ep.statistics().connections_refused == 1
+            # A connection decided in time is left alone.
+            stream = await send_cr(ep)
+            conn = await listener.accept()
+            await conn.confirm(NEG_RSP)
+            assert await read_tpkt(stream) == CC_NEG_RSP
+            with trio.move_on_after(0.4):
+                assert await stream.receive_some(100) == b"never"  # nothing comes
+            assert conn.state is State.OPEN
+            await conn.aclose()
+            await stream.aclose()
 
 
 async def test_receive_and_send_confirm_first() -> None:

@@ -184,6 +184,7 @@ CLASS0_TRANSITIONS: dict[tuple[State, Class0Input], tuple[State, str]] = {
     (S.CONFIRMING, I.ACCEPT): (S.OPEN, "send_cc"),
     (S.CONFIRMING, I.ACCEPT_IMPOSSIBLE): (S.CLOSED, "refuse_cr"),
     (S.CONFIRMING, I.REFUSE): (S.CLOSED, "refuse_cr"),
+    (S.CONFIRMING, I.TIMEOUT): (S.CLOSED, "confirm_timed_out"),
     (S.CONFIRMING, I.CLOSE): (S.CLOSED, "nothing"),
     # --- initiator -------------------------------------------------------------
     (S.CLOSED, I.CONNECT): (S.WFCC, "send_cr"),
@@ -537,8 +538,9 @@ class Class0Connection:
 
     def timeout(self) -> None:
         """The driver's timer for this state expired: no CR in time
-        (``tcp_cr_timeout``), no answer to our CR, or nothing received for
-        ``tcp_idle_timeout`` while the user waited."""
+        (``tcp_cr_timeout``), no answer to our CR, no decision on a CR
+        (``confirm_timeout``: a DR of ``confirm_timeout_reason``), or nothing
+        received for ``tcp_idle_timeout`` while the user waited."""
         self._dispatch(I.TIMEOUT, None)
 
     def data_to_send(self) -> bytes:
@@ -741,6 +743,15 @@ class Class0Connection:
         self._recorded(True, cc)
         self._out += encode_tpkt(cc)
 
+    def _a_confirm_timed_out(self, arg: None) -> None:
+        reason = self.config.confirm_timeout_reason
+        self.error = Disconnected(
+            reason,
+            by_peer=False,
+            message="rejected: the user neither confirmed nor rejected in time",
+        )
+        self._a_refuse_cr((reason, b""))
+
     def _a_refuse_cr(self, arg: tuple[int, bytes] | None) -> None:
         cr = self._cr
         assert cr is not None
@@ -870,6 +881,8 @@ _INPUT_OF: dict[type, Class0Input] = {CR: I.CR, DR: I.DR, ER: I.ER}
 def _inline(payload: bytes, kind: type[CR] | type[CC]) -> TPDU | None:
     """*payload* read by :func:`~tp4emu.wire.decode_inline` when it is a *kind*
     with data in its header, else None (raises TPDUError as decode does)."""
+    if len(payload) < 2 or payload[1] >> 4 != kind.code:
+        return None
     tpdu = decode_inline(payload)
     return tpdu if isinstance(tpdu, kind) else None
 

@@ -240,6 +240,7 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         self._on_close = on_close  # called once, when the TCP connection is closed
         self._send_lock = trio.StrictFIFOLock()
         self._receiving = False
+        self._decided = trio.Event()  # set once confirmed or closed (for _expire)
         try:
             self._peer: tuple[str, int] = tuple(stream.socket.getpeername()[:2])
             self._local: tuple[str, int] = tuple(stream.socket.getsockname()[:2])
@@ -347,6 +348,7 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         engine.accept(data)  # ValueError: nothing changed
         raw = engine.data_to_send()
         self._after()
+        self._decided.set()
         engine.stats.connections_opened += 1  # the endpoint's counters
         async with self._send_lock:
             try:
@@ -475,8 +477,25 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         if self._after():
             await self._close()  # sends the ER first, when there is one
 
+    async def _expire(self, timeout: float) -> None:
+        """Refuse the connection (a DR of ``Config.confirm_timeout_reason``)
+        when it is still CONFIRMING after *timeout* seconds
+        (``Config.confirm_timeout``); the user's later calls raise ``Disconnected``."""
+        with trio.move_on_after(timeout):
+            await self._decided.wait()
+            return
+        if self.engine.state is State.CONFIRMING:
+            self.engine.timeout()
+            raw = self.engine.data_to_send()
+            self._after()
+            self.engine.stats.connections_refused += 1  # the endpoint's counters
+            await _send_quietly(self._stream, raw)
+            await self._linger()
+            await self._close()
+
     async def _close(self) -> None:
         """Write what the engine has left (an ER), then close the TCP connection."""
+        self._decided.set()
         self.engine.close()
         raw = self.engine.data_to_send()
         self._after()
@@ -561,6 +580,7 @@ class TCPEndpoint:
         self._conns: set[TCPConnection] = set()  # open, not yet closed
         self._serving: set[trio.CancelScope] = set()  # tasks serving incoming ones before CR/CC
         self._accept_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None  # the accept loop's, for confirm timers
         self._closed = False
 
     def getsockname(self) -> tuple[str, int]:
@@ -591,9 +611,11 @@ class TCPEndpoint:
         With *auto_confirm* (the default) the CC goes out before ``accept()``
         returns the connection, OPEN. Without, ``accept()`` returns it
         CONFIRMING: the caller reads the CR (``connect_data``, the TSAPs,
-        ``getpeername()``) and answers with ``confirm(data)`` or ``reject()``.
-        A CR that cannot be accepted (no class 0, a CC too long) or that comes
-        while *backlog* connections wait is refused at once either way.
+        ``getpeername()``) and answers with ``confirm(data)`` or ``reject()``;
+        one not answered within ``Config.confirm_timeout`` is refused (a DR of
+        ``confirm_timeout_reason``), as over TP4. A CR that cannot be accepted
+        (no class 0, a CC too long) or that comes while *backlog* connections
+        wait is refused at once either way.
         """
         self._check_open()
         if tsap in self._listeners:
@@ -713,6 +735,7 @@ class TCPEndpoint:
     async def _accept_loop(self, nursery: trio.Nursery) -> None:
         # Not trio.serve_listeners: its handler's return closes the stream, and
         # ours returns as soon as the connection is handed to a listener.
+        self._nursery = nursery
         with trio.CancelScope() as self._accept_scope:
             if self._closed:
                 return
@@ -830,10 +853,13 @@ class TCPEndpoint:
         capture: _Capture,
         listener: TCPListener,
     ) -> bool:
-        """Queue a CONFIRMING connection to *listener* (room was checked); True."""
+        """Queue a CONFIRMING connection to *listener* (room was checked), with
+        its ``confirm_timeout``; True."""
         conn = self._connection(engine, stream, capture, incoming=True)
         listener._send.send_nowait(conn)
         self._conns.add(conn)
+        assert self._nursery is not None  # the accept loop runs: it accepted this one
+        self._nursery.start_soon(conn._expire, self.config.confirm_timeout)
         return True
 
 
