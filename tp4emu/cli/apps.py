@@ -211,6 +211,9 @@ async def run_client(
         try:
             conn = await ep.connect(peer, called_tsap=tsap, calling_tsap=calling_tsap, data=data)
         except ConnectionRejected as exc:
+            if not exc.by_peer:  # no DR came (e.g. an RDP server's DT in answer to our CR)
+                emit(f"failed: {exc.strerror}")
+                return 1
             emit(
                 f"rejected: DR reason {int(exc.reason)} ({getattr(exc.reason, 'name', '?')})"
                 f" data={_show(exc.data)}"
