@@ -1379,9 +1379,16 @@ class Connection:
                 stats.out_of_order += 1
                 self._rcv_ooo[seq] = dt
                 self._hold(len(dt.data))
-                # A hole: acknowledge each DT beyond it at once, not once per batch,
-                # so that the sender sees duplicate AKs and retransmits early.
-                self._send_ak(now)
+                if self.selective_ack and len(self._rcv_ooo) % 4:
+                    # The AK of this batch lists every block held: one is enough,
+                    # but every fourth DT held gets its own at once, so that one
+                    # lost AK does not hide the holes for a whole round trip.
+                    self._want_ack()
+                else:
+                    # A hole (without selective acknowledgement): acknowledge each DT
+                    # beyond it at once, not once per batch, so that the sender sees
+                    # duplicate AKs and retransmits early.
+                    self._send_ak(now)
             return None
         self._hold(len(dt.data))
         self._accept_dt(dt)
