@@ -82,6 +82,7 @@ from .stream import ConnectionFacts, TSDUStream
 
 __all__ = [
     "CLASS0_MAX_TPDU_SIZE",
+    "TCPConnectFailed",
     "TCPConnection",
     "TCPEndpoint",
     "TCPListener",
@@ -97,6 +98,42 @@ _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, e
 """accept() errors that mean "out of resources for now" (as in trio.serve_listeners)."""
 _ACCEPT_RETRY = 0.1
 """Seconds to wait before accepting again after one of those."""
+
+
+class TCPConnectFailed(ConnectionRejected):
+    """The TCP connection itself could not be opened (refused, unreachable,
+    unresolvable address, ...): no CR was sent and no DR was received.
+
+    A :class:`~tp4emu.core.errors.ConnectionRejected`, so that code catching
+    refusals catches this one too; its ``reason`` is 3 (ADDRESS_UNKNOWN), but
+    no peer said so. ``errno`` and ``strerror`` are those of the TCP connect
+    (e.g. ``ECONNREFUSED``: nothing listens on the port), the OSError itself
+    is :attr:`os_error` (and ``__cause__``).
+    """
+
+    def __init__(self, peer: tuple[str, int], error: OSError) -> None:
+        self.os_error = error
+        self.peer = peer
+        # trio.open_tcp_stream raises a plain OSError whose cause groups the
+        # error of each address tried: the first of those says what happened.
+        first = error
+        cause = error.__cause__
+        while isinstance(cause, BaseExceptionGroup):
+            cause = cause.exceptions[0]
+        if error.errno is None and isinstance(cause, OSError):
+            first = cause
+        if isinstance(first, ConnectionRefusedError):
+            text = f"connection refused (TCP): nothing listens on {_format_address(peer)}"
+        else:
+            text = f"TCP connect to {_format_address(peer)} failed: {first.strerror or first}"
+        super().__init__(DRReason.ADDRESS_UNKNOWN, message=text)
+        self.errno = first.errno
+        self.strerror = text
+
+
+def _format_address(addr: tuple[str, int]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Capture:
@@ -475,14 +512,24 @@ class TCPListener(trio.abc.Listener[TCPConnection]):
 
 
 class TCPEndpoint:
-    """An RFC 1006 transport entity: a TCP listening socket plus outgoing connections."""
+    """An RFC 1006 transport entity: a TCP listening socket plus outgoing connections.
+
+    Opened with ``listen=False`` it has no listening socket: it only connects
+    (from the host of *local*), and :meth:`listen` raises.
+    """
 
     def __init__(
-        self, config: Config, listeners: list[trio.SocketListener], pcap: Any = None
+        self,
+        config: Config,
+        listeners: list[trio.SocketListener],
+        pcap: Any = None,
+        *,
+        local: tuple[str, int] = ("127.0.0.1", 0),
     ) -> None:
         self.config = config
         self._pcap = pcap
         self._tcp = listeners
+        self._local = (local[0], int(local[1]))
         self._listeners: dict[bytes | None, TCPListener] = {}
         self._stats = Statistics()  # the engines count undecodable into it
         self._budget = _Budget(config.receive_buffer_budget)
@@ -494,7 +541,10 @@ class TCPEndpoint:
         self._closed = False
 
     def getsockname(self) -> tuple[str, int]:
-        """The (host, port) the TCP listening socket is bound to."""
+        """The (host, port) the TCP listening socket is bound to (without one:
+        the *local* address given, whose host outgoing connections bind to)."""
+        if not self._tcp:
+            return self._local
         return tuple(self._tcp[0].socket.getsockname()[:2])
 
     def statistics(self) -> Statistics:
@@ -514,8 +564,13 @@ class TCPEndpoint:
             raise trio.ClosedResourceError("the endpoint is closed")
 
     def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> TCPListener:
-        """Serve CRs for *tsap* (None: any TSAP not served by another listener)."""
+        """Serve CRs for *tsap* (None: any TSAP not served by another listener).
+
+        Raises LocalProtocolError on an endpoint opened with ``listen=False``.
+        """
         self._check_open()
+        if not self._tcp:
+            raise LocalProtocolError("this endpoint was opened with listen=False: it only connects")
         if tsap in self._listeners:
             raise ValueError(f"a listener for TSAP {tsap!r} exists already")
         listener = TCPListener(self, tsap, backlog or self.config.default_backlog)
@@ -554,7 +609,9 @@ class TCPEndpoint:
         """TCP connect (from this endpoint's host), then CR/CC. Raises ConnectionRejected on a DR.
 
         Class 0 carries no connect data: *data* must be empty. Raises
-        ValueError, before connecting, when the TSAPs do not fit a CR.
+        ValueError, before connecting, when the TSAPs do not fit a CR, and
+        :class:`TCPConnectFailed` (a ConnectionRejected) when the TCP
+        connection itself cannot be opened.
         """
         self._check_open()
         if data:
@@ -566,9 +623,7 @@ class TCPEndpoint:
             local = None if host in ("0.0.0.0", "::") else host
             stream = await trio.open_tcp_stream(peer[0], int(peer[1]), local_address=local)
         except OSError as exc:
-            raise ConnectionRejected(
-                DRReason.ADDRESS_UNKNOWN, message=f"TCP connect failed: {exc}"
-            ) from exc
+            raise TCPConnectFailed((peer[0], int(peer[1])), exc) from exc
         capture = _Capture(self._pcap, stream)
         try:
             raw = engine.data_to_send()
@@ -757,20 +812,24 @@ async def open_tcp_endpoint(
     *,
     config: Config | None = None,
     pcap: Any = None,
+    listen: bool = True,
 ) -> AsyncIterator[TCPEndpoint]:
     """Open an RFC 1006 endpoint listening on TCP *local* (port 0: any free port).
 
     *pcap*, a :class:`~tp4emu.capture.PcapWriter`, records every TPDU sent
     and received (without its TPKT header, as exported PDUs over TCP).
+    With ``listen=False`` no listening socket is opened: a client-only
+    endpoint, whose connections bind to the host of *local*.
     """
     cfg = config or Config()
-    listeners = await trio.open_tcp_listeners(local[1], host=local[0])
-    endpoint = TCPEndpoint(cfg, listeners[:1], pcap)
+    listeners = await trio.open_tcp_listeners(local[1], host=local[0]) if listen else []
+    endpoint = TCPEndpoint(cfg, listeners[:1], pcap, local=local)
     for extra in listeners[1:]:
         await extra.aclose()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(endpoint._accept_loop, nursery)
+            if endpoint._tcp:
+                nursery.start_soon(endpoint._accept_loop, nursery)
             try:
                 yield endpoint
             finally:
@@ -781,4 +840,5 @@ async def open_tcp_endpoint(
         raise
     finally:
         with trio.CancelScope(shield=True):
-            await endpoint._tcp[0].aclose()
+            for listener in endpoint._tcp:
+                await listener.aclose()
