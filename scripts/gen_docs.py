@@ -1,24 +1,34 @@
-"""Refresh the generated sections of docs/guide.md from the code.
+"""Refresh the generated parts of the docs from the code.
 
 Run: .venv/bin/python scripts/gen_docs.py  (tests/test_docs.py fails when they are stale)
 
-A generated section sits between ``<!-- generated:NAME -->`` and ``<!-- /generated -->``.
+A generated section sits between ``<!-- generated:NAME -->`` and ``<!-- /generated -->``
+in one of PAGES (docs/guide.md: the state diagram, the transition tables, the settings,
+open_endpoint's signature; docs/ladder.md: the demo's ladder diagrams in Mermaid). FILES
+are written whole: the ladder diagrams as SVG in docs/img/, from the demo's story replayed
+on the sans-IO engines (tp4emu/cli/replay.py), the same every time.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tp4emu.capture.ladder import Ladder, to_mermaid, to_svg  # noqa: E402
+from tp4emu.cli.replay import replay_ladders  # noqa: E402
 from tp4emu.core.class0 import table_markdown as class0_table  # noqa: E402
 from tp4emu.core.state import mermaid, table_markdown  # noqa: E402
 
-GUIDE = ROOT / "docs" / "guide.md"
+DOCS = ROOT / "docs"
+GUIDE = DOCS / "guide.md"
+PAGES = [GUIDE, DOCS / "ladder.md"]
 
 
 def config_table() -> str:
@@ -36,12 +46,69 @@ def config_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-SECTIONS = {
+def _signature(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """*fn*'s decorators and signature, one parameter a line, its body ``...``."""
+    a = fn.args
+    params: list[str] = []
+
+    def param(arg: ast.arg, default: ast.expr | None) -> str:
+        text = arg.arg + (f": {ast.unparse(arg.annotation)}" if arg.annotation else "")
+        return text + (f" = {ast.unparse(default)}" if default is not None else "")
+
+    positional = a.posonlyargs + a.args
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults))
+    defaults += a.defaults
+    params += [param(arg, d) for arg, d in zip(positional, defaults, strict=True)]
+    if a.vararg:
+        params.append("*" + a.vararg.arg)
+    elif a.kwonlyargs:
+        params.append("*")
+    params += [param(arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)]
+    if a.kwarg:
+        params.append("**" + a.kwarg.arg)
+    head = "".join(f"@{ast.unparse(d)}\n" for d in fn.decorator_list)
+    body = "".join(f"    {p},\n" for p in params)
+    returns = f" -> {ast.unparse(fn.returns)}" if fn.returns else ""
+    return f"{head}def {fn.name}(\n{body}){returns}: ..."
+
+
+def signatures(path: Path, name: str) -> str:
+    """Every definition of function *name* in *path* (overloads first, as written)."""
+    tree = ast.parse(path.read_text())
+    defs = [
+        n
+        for n in tree.body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name
+    ]
+    return "```python\n" + "\n\n".join(_signature(d) for d in defs) + "\n```\n"
+
+
+@functools.cache
+def ladders() -> dict[str, Ladder]:
+    """The demo's story, replayed: ``{"tp4": ..., "tcp": ...}``."""
+    return replay_ladders()
+
+
+def ladder_mermaid(name: str) -> str:
+    return "```mermaid\n" + to_mermaid(ladders()[name]) + "```\n"
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
     "states": lambda: "```mermaid\n" + mermaid() + "```\n",
     "transitions": table_markdown,
     "config": config_table,
     "class0": class0_table,
+    "open_endpoint": lambda: signatures(ROOT / "tp4emu" / "api.py", "open_endpoint"),
+    "ladder_tp4": lambda: ladder_mermaid("tp4"),
+    "ladder_tcp": lambda: ladder_mermaid("tcp"),
 }
+
+
+def files() -> dict[Path, str]:
+    """The files generated whole: path -> content."""
+    return {
+        DOCS / "img" / f"ladder-{name}.svg": to_svg(ladder) for name, ladder in ladders().items()
+    }
 
 
 def render(text: str) -> str:
@@ -54,4 +121,8 @@ def render(text: str) -> str:
 
 
 if __name__ == "__main__":
-    GUIDE.write_text(render(GUIDE.read_text()))
+    for page in PAGES:
+        page.write_text(render(page.read_text()))
+    for path, text in files().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)

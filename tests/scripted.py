@@ -331,6 +331,12 @@ class Script:
 
 PEER_REF = 0x0ABC
 """The fake peer's transport reference."""
+ER_TYPE = bytes.fromhex("08700abc02c302698f")
+"""The ER (cause 2, invalid TPDU type) the endpoint sends the peer on a connection
+with checksum: LI 8, the fixed part and the checksum, no "invalid TPDU" parameter
+(so that Wireshark decodes it, docs/wireshark.md)."""
+ER_VALUE = bytes.fromhex("08700abc03c3026592")
+"""The same with cause 3, invalid parameter value."""
 
 
 def peer_cr(

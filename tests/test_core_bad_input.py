@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scripted import (
+    ER_TYPE,
+    ER_VALUE,
     PEER,
     PEER_REF,
     Script,
@@ -174,41 +176,65 @@ def _ak_with_overlong_parameter(ref: int) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "build, cause",
+    "build, cause, answer",
     [
-        (lambda ref: _dt_with_type_octet(ref, 0xF1), ERCause.INVALID_TPDU_TYPE),
-        (lambda ref: _dt_with_type_octet(ref, 0x30), ERCause.INVALID_TPDU_TYPE),
-        (_ak_with_overlong_parameter, ERCause.INVALID_PARAMETER_VALUE),
+        (lambda ref: _dt_with_type_octet(ref, 0xF1), ERCause.INVALID_TPDU_TYPE, ER_TYPE),
+        (lambda ref: _dt_with_type_octet(ref, 0x30), ERCause.INVALID_TPDU_TYPE, ER_TYPE),
+        (_ak_with_overlong_parameter, ERCause.INVALID_PARAMETER_VALUE, ER_VALUE),
     ],
     ids=["DT low nibble", "unknown code 3", "parameter past header"],
 )
-def test_invalid_checksum_valid_tpdu_on_open_connection_gets_er(build, cause) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_checksum_valid_tpdu_on_open_connection_gets_er(build, cause, answer) -> None:  # type: ignore[no-untyped-def]
     s = Script()
     conn, _ = open_as_responder(s)
     raw = build(conn.local_ref)
     with pytest.raises(TPDUError) as info:
         decode(raw)
     assert info.value.cause == cause
-    header = raw[: 1 + raw[0]]
     s.send(raw, at=1.0)
-    er = s.expect(ER(PEER_REF, cause, (InvalidTpdu(header),)), at=1.0, exact=True)
-    assert er.param(InvalidTpdu) == InvalidTpdu(header)
+    er = s.expect(ER(PEER_REF, cause), at=1.0, raw=answer, exact=True)
+    assert er.param(InvalidTpdu) is None
     s.expect_nothing()
     assert conn.state is State.OPEN  # an ER answers; it does not disconnect
     assert s.endpoint.stats.undecodable == 1
     assert s.endpoint.stats.er_sent == 1
 
 
-def test_invalid_tpdu_header_in_er_is_cut_to_32_octets() -> None:
+def test_er_for_a_dt_with_a_bad_parameter_is_exactly_li_8() -> None:
+    """The ER names no rejected header, however long: 8 octets on the wire."""
     s = Script()
     conn, _ = open_as_responder(s)
-    # a DT with a bad type octet and a long (unknown) parameter: header > 32 octets
-    body = bytes([0xF1]) + conn.local_ref.to_bytes(2, "big") + b"\x80"
-    params = b"\xc3\x02\x00\x00" + b"\xe5\x28" + bytes(40)
-    raw = with_checksum(bytes([len(body) + len(params)]) + body + params + b"data", 7)
+    ref = conn.local_ref.to_bytes(2, "big")
+    # a DT with a valid checksum and a long unknown parameter, then 0x8A claiming
+    # 6 octets with 2 left in the header
+    params = b"\xc3\x02\x00\x00" + b"\xe5\x28" + bytes(40) + b"\x8a\x06\x00\x00"
+    raw = with_checksum(bytes([4 + len(params)]) + b"\xf0" + ref + b"\x80" + params + b"data", 7)
+    with pytest.raises(TPDUError) as info:
+        decode(raw)
+    assert info.value.cause == ERCause.INVALID_PARAMETER_VALUE
+    assert len(info.value.header) == 1 + raw[0] == 55
     s.send(raw, at=1.0)
-    er = s.expect(ER, at=1.0)
-    assert er.param(InvalidTpdu) == InvalidTpdu(raw[:32])
+    s.expect(at=1.0, raw=ER_VALUE)
+    s.expect_nothing()
+    assert conn.state is State.OPEN
+    assert conn.receive() is None
+    assert s.endpoint.stats.er_sent == 1
+
+
+def test_er_without_checksum_is_exactly_li_4() -> None:
+    s = Script(Config(use_checksum=False))
+    conn, _ = open_as_responder(s, cr=peer_cr(additional_options=0x03))
+    assert conn.checksum is False
+    ref = conn.local_ref.to_bytes(2, "big")
+    raw = b"\x06\xf0" + ref + b"\x80\x8a\x06\x00" + b"data"  # 0x8A past the header
+    with pytest.raises(TPDUError) as info:
+        decode(raw)
+    assert info.value.cause == ERCause.INVALID_PARAMETER_VALUE
+    s.send(raw, at=1.0)
+    s.expect(at=1.0, raw=bytes.fromhex("04700abc03"), checksum=False)
+    s.expect_nothing()
+    assert conn.state is State.OPEN
+    assert s.endpoint.stats.er_sent == 1
 
 
 def test_invalid_tpdu_with_bad_checksum_is_dropped_silently() -> None:
@@ -267,13 +293,13 @@ def test_invalid_cr_with_parameter_past_the_header_gets_dr_138() -> None:
     assert s.endpoint.connections == []
 
 
-def test_invalid_cr_with_too_much_user_data_gets_dr_133() -> None:
+def test_invalid_cr_with_too_much_user_data_gets_dr_138() -> None:
     s = Script()
     s.endpoint.listen(None)
     raw = _cr_raw(peer_cr(data=bytes(32))) + b"!"
     s.send(with_checksum(raw, 9))
-    # the codec's reason for CR/CC data over 32 octets: protocol error
-    s.expect(DR(PEER_REF, 0, DRReason.PROTOCOL_ERROR))
+    # CR/CC data over 32 octets is a length error (netiso: E_TP_LENGTH_INVAL, 138)
+    s.expect(DR(PEER_REF, 0, DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID))
 
 
 def test_invalid_cr_without_valid_checksum_or_with_src_ref_0_gets_nothing() -> None:
@@ -508,7 +534,8 @@ def test_inactivity_timer_releases_a_silent_connection() -> None:
     s.expect_nothing(until=3.749)
     assert conn.state is State.OPEN
     s.advance(to=3.75)  # 0.25 + I: nothing received for I
-    s.expect(DR(PEER_REF, conn.local_ref, DRReason.NOT_SPECIFIED), at=3.75)
+    # reason 129, as netiso (tp.trans: OPEN, TM_inact)
+    s.expect(DR(PEER_REF, conn.local_ref, DRReason.REMOTE_CONGESTION), at=3.75)
     assert conn.state is State.CLOSING
     assert isinstance(conn.error, ConnectionTimedOut)
     assert isinstance(conn.error, TimeoutError)

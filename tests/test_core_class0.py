@@ -197,19 +197,19 @@ def test_responder_holds_data_arriving_with_the_cr_until_accepted() -> None:
     assert conn.state is State.OPEN
     assert conn.receive() is None  # now the AK is taken: ER and the end
     assert conn.state is State.CLOSED
-    assert conn.data_to_send() == tpkt(bytes.fromhex("0b70123402c1050461000105"))
+    assert conn.data_to_send() == tpkt(bytes.fromhex("0870123402c1020461"))
 
 
 # What a responder answers to the first TPKT when it is not a CR: the exact
 # octets (b"": nothing, the driver just closes); always counted undecodable.
 NOT_A_CR = [
-    ("dt", dt(b"hi"), tpkt(bytes.fromhex("0b70000002c10502f0806869"))),
-    # ER: DST-REF 0, cause 2, the invalid TPDU (0xC1): its first 8 octets
-    ("cc", CC_128, tpkt(bytes.fromhex("0e70000002c108" + "09d00001432100c0"))),
+    # ER: LI 8, DST-REF 0, cause 2, the invalid TPDU (0xC1): its LI and code
+    ("dt", dt(b"hi"), tpkt(bytes.fromhex("0870000002c102" + "02f0"))),
+    ("cc", CC_128, tpkt(bytes.fromhex("0870000002c102" + "09d0"))),
     (
         "dr",
         tpkt(bytes.fromhex("068000000007" + "80")),
-        tpkt(bytes.fromhex("0d70000002c107" + "06800000000780")),
+        tpkt(bytes.fromhex("0870000002c102" + "0680")),
     ),
     ("ak", tpkt(bytes.fromhex("0461000105")), b""),
     ("invalid-cr", tpkt(bytes.fromhex("02e000")), b""),
@@ -422,8 +422,7 @@ def test_dt_longer_than_the_tpdu_size_gets_er() -> None:
     conn.receive_data(dt(bytes(126)))  # a 129-octet TPDU
     assert conn.receive() is None and conn.state is State.CLOSED
     assert isinstance(conn.error, Disconnected) and "longer than the TPDU size" in str(conn.error)
-    er = bytes.fromhex("2670432100c120") + bytes([2, 0xF0, 0x80]) + bytes(29)
-    assert conn.data_to_send() == tpkt(er)
+    assert conn.data_to_send() == tpkt(bytes.fromhex("0870432100c102" + "02f0"))
 
 
 def test_reassembly_is_bounded_by_max_tsdu_size() -> None:
@@ -438,30 +437,31 @@ def test_reassembly_is_bounded_by_max_tsdu_size() -> None:
     assert conn.receive() is None and conn.state is State.CLOSED
     assert isinstance(conn.error, Disconnected)
     assert conn.error.reason == DRReason.PROTOCOL_ERROR and not conn.error.by_peer
-    assert conn.data_to_send() == tpkt(bytes.fromhex("0a70123400c104") + bytes.fromhex("02f08078"))
+    assert conn.data_to_send() == tpkt(bytes.fromhex("0870123400c102" + "02f0"))
     assert stats.undecodable == 1 and conn.held == 0
 
 
 # ------------------------------------------------------------ bad input when OPEN
 
 
+# The ER: LI 8, DST-REF 0x1234, the cause, 0xC1 with the rejected TPDU's LI and code.
 @pytest.mark.parametrize(
-    ("tpdu", "cause", "words", "shown"),
+    ("tpdu", "words", "er"),
     [
-        (bytes.fromhex("0461000105"), 2, "AK", 32),
-        (bytes.fromhex("04f0000180") + b"x", 2, "DT", 32),  # a class 4 DT
-        (bytes.fromhex("0410000181") + b"x", 2, "ED", 32),
-        (bytes.fromhex("05c000014321"), 2, "DC", 32),
-        (CR_HAND[4:], 2, "CR", 32),
-        (CC_128[4:], 2, "CC", 32),
-        (bytes.fromhex("05f080"), 3, "runs past", 32),
-        (bytes.fromhex("02ff80"), 2, "0xFF", 32),
-        # a DR with 65 octets of data: the ER shows its header only
-        (bytes.fromhex("068000014321" + "80") + bytes(65), 3, "invalid TPDU", 7),
+        (bytes.fromhex("0461000105"), "AK", "0870123402c1020461"),
+        (bytes.fromhex("04f0000180") + b"x", "DT", "0870123402c10204f0"),  # a class 4 DT
+        (bytes.fromhex("0410000181") + b"x", "ED", "0870123402c1020410"),
+        (bytes.fromhex("05c000014321"), "DC", "0870123402c10205c0"),
+        (CR_HAND[4:], "CR", "0870123402c10211e0"),
+        (CC_128[4:], "CC", "0870123402c10209d0"),
+        (bytes.fromhex("05f080"), "runs past", "0870123403c10205f0"),
+        (bytes.fromhex("02ff80"), "0xFF", "0870123402c10202ff"),
+        # a DR with 65 octets of data
+        (bytes.fromhex("068000014321" + "80") + bytes(65), "invalid TPDU", "0870123403c1020680"),
     ],
     ids=["AK", "DT-class4", "ED", "DC", "CR", "CC", "LI", "type", "DR-65"],
 )
-def test_invalid_tpdu_gets_er(tpdu: bytes, cause: int, words: str, shown: int) -> None:
+def test_invalid_tpdu_gets_er(tpdu: bytes, words: str, er: str) -> None:
     stats = Statistics()
     conn = Class0Connection(Role.RESPONDER, stats=stats)
     conn.receive_data(CR_HAND)
@@ -472,9 +472,7 @@ def test_invalid_tpdu_gets_er(tpdu: bytes, cause: int, words: str, shown: int) -
     assert conn.state is State.CLOSED
     assert isinstance(conn.error, Disconnected) and not conn.error.by_peer
     assert conn.error.reason == DRReason.PROTOCOL_ERROR and words in str(conn.error)
-    rejected = tpdu[:shown]
-    er = bytes([6 + len(rejected), 0x70, 0x12, 0x34, cause, 0xC1, len(rejected)]) + rejected
-    assert conn.data_to_send() == tpkt(er)
+    assert conn.data_to_send() == tpkt(bytes.fromhex(er))
     assert events(conn) == [ConnectionTerminated(conn)]
     assert stats.undecodable == 1
 

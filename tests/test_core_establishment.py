@@ -37,6 +37,7 @@ from tp4emu.wire import (
     DT,
     EA,
     ED,
+    AckTime,
     AdditionalOptions,
     CalledTsap,
     CallingTsap,
@@ -66,7 +67,8 @@ def test_cr_carries_class_4_credit_size_tsaps_options_and_a_valid_checksum() -> 
             TpduSize(13),
             CallingTsap(b"cli"),
             CalledTsap(b"srv"),
-            AdditionalOptions(AdditionalOptions.USE_EXPEDITED),
+            AdditionalOptions(AdditionalOptions.USE_EXPEDITED | AdditionalOptions.SELECTIVE_ACK),
+            AckTime(10),  # Config.ack_time, 0.01 s
         ),
         data=b"hello",
     )
@@ -93,7 +95,13 @@ def test_cr_reflects_the_configuration() -> None:
         src_ref=conn.local_ref,
         credit=4,
         options=0x02,  # extended formats proposed
-        params=(TpduSize(10), AdditionalOptions(AdditionalOptions.NON_USE_OF_CHECKSUM)),
+        params=(
+            TpduSize(10),
+            AdditionalOptions(
+                AdditionalOptions.NON_USE_OF_CHECKSUM | AdditionalOptions.SELECTIVE_ACK
+            ),
+            AckTime(10),
+        ),
     )
     # non-use is only proposed: the CR itself still carries the checksum
     s.expect(want, exact=True, checksum=True)
@@ -384,7 +392,8 @@ def test_confirm_sends_cc_with_data_and_echoed_tsaps() -> None:
             TpduSize(11),  # the smaller of the proposal and ours
             CallingTsap(b"cli"),
             CalledTsap(b"srv"),
-            AdditionalOptions(AdditionalOptions.USE_EXPEDITED),
+            AdditionalOptions(AdditionalOptions.USE_EXPEDITED),  # the CR offered no 0x10
+            AckTime(10),
         ),
         data=b"confirm-data",
     )
@@ -514,7 +523,8 @@ def test_cc_unanswered_gives_up_after_n_retransmissions() -> None:
     s.advance(to=1.5)
     s.expect(cc, at=1.5)
     s.advance(to=2.5)
-    s.expect(DR(PEER_REF, conn.local_ref, DRReason.NOT_SPECIFIED), at=2.5)
+    # reason 1 before the handshake completed, as netiso (tp.trans: AKWAIT TM_retrans)
+    s.expect(DR(PEER_REF, conn.local_ref, DRReason.CONGESTION), at=2.5)
     assert conn.state is State.CLOSING
     assert isinstance(conn.error, ConnectionTimedOut)
 

@@ -80,8 +80,10 @@ def test_every_rule_is_taken() -> None:
     taken: Counter[tuple[int, int]] = Counter()  # (id of the rule tuple, index)
     choose = Connection._choose
 
-    def counting(self: Connection, rules: tuple[Rule, ...], arg: object) -> tuple[State, str]:
-        result = choose(self, rules, arg)
+    def counting(
+        self: Connection, rules: tuple[Rule, ...], arg: object, now: float
+    ) -> tuple[State, str]:
+        result = choose(self, rules, arg, now)
         index = next(i for i, (_g, n, a) in enumerate(rules) if (n, a) == result)
         taken[(id(rules), index)] += 1
         return result

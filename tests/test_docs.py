@@ -21,7 +21,48 @@ def _gen_docs():  # type: ignore[no-untyped-def]
 
 
 def test_generated_sections_are_current() -> None:
-    assert _gen_docs().render(GUIDE) == GUIDE, "run: .venv/bin/python scripts/gen_docs.py"
+    gen = _gen_docs()
+    assert gen.render(GUIDE) == GUIDE, "run: .venv/bin/python scripts/gen_docs.py"
+    for page in gen.PAGES:
+        text = page.read_text()
+        assert gen.render(text) == text, f"{page.name}: run .venv/bin/python scripts/gen_docs.py"
+
+
+def test_generated_files_are_current() -> None:
+    """docs/img/ladder-*.svg: the demo's story replayed, the same every time."""
+    import xml.etree.ElementTree as ET
+
+    files = _gen_docs().files()
+    assert {p.name for p in files} == {"ladder-tp4.svg", "ladder-tcp.svg"}
+    for path, text in files.items():
+        assert path.exists(), f"{path}: run .venv/bin/python scripts/gen_docs.py"
+        assert path.read_text() == text, f"{path.name}: run .venv/bin/python scripts/gen_docs.py"
+        root = ET.fromstring(text.encode())
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+
+
+def test_ladder_page_shows_both_diagrams() -> None:
+    page = (ROOT / "docs" / "ladder.md").read_text()
+    assert "![TP4 over UDP" in page and "](img/ladder-tp4.svg)" in page
+    assert "](img/ladder-tcp.svg)" in page
+    assert page.count("```mermaid\nsequenceDiagram\n") == 2
+
+
+def test_guide_shows_every_open_endpoint_signature() -> None:
+    import ast
+
+    source = (ROOT / "tp4emu" / "api.py").read_text()
+    defs = [
+        n
+        for n in ast.parse(source).body
+        if isinstance(n, ast.FunctionDef) and n.name == "open_endpoint"
+    ]
+    assert len(defs) >= 3  # the overloads and the implementation
+    section = GUIDE.split("<!-- generated:open_endpoint -->", 1)[1].split("<!-- /generated -->")[0]
+    assert section.count("def open_endpoint(") == len(defs)
+    assert section.count("@overload") == len(defs) - 1
+    for name in ("local", "transport", "config", "pcap", "socket"):
+        assert f"    {name}: " in section
 
 
 def test_every_setting_is_documented() -> None:

@@ -566,12 +566,19 @@ RECENT = 32
 that an exact copy can only be a duplicate, never a new DT after the modulo-128 wrap."""
 
 
-def _dangerous(raw: bytes, genuine: list[TPDU], live_ref: int, peer_ref: int) -> bool:
+def _dangerous(
+    raw: bytes,
+    genuine: list[TPDU],
+    live_ref: int,
+    peer_ref: int,
+    receiver: Connection | None = None,
+) -> bool:
     """Whether *raw*, coming from a's address, is indistinguishable from a's own traffic
     and may legitimately change the transfer: a TPDU with a valid checksum addressed
     to b's connection that differs from what a sent and that a correct engine must
-    act on (DT: new data; ER: protocol error; DR with a's reference: release), or an
-    undecodable one with a valid checksum (answered with ER, which releases a)."""
+    act on (DT: new data; ER: protocol error; DR with a's reference: release; an AK
+    acknowledging DTs *receiver* never sent: protocol error), or an undecodable one
+    with a valid checksum (answered with ER, which releases a)."""
     tpdus = decoded(raw)
     if isinstance(tpdus, TPDUError):
         rest = raw[tpdus.offset :]
@@ -584,6 +591,8 @@ def _dangerous(raw: bytes, genuine: list[TPDU], live_ref: int, peer_ref: int) ->
         if getattr(t, "dst_ref", None) != live_ref:
             continue
         if isinstance(t, (DT, ER)) or (isinstance(t, DR) and t.src_ref == peer_ref):
+            return True
+        if isinstance(t, AK) and receiver is not None and receiver._g_ak_beyond_sent(t, 0.0):
             return True
     return False
 
@@ -674,12 +683,12 @@ def _transfer(inject: bool, per_step: int = 0) -> dict[str, Any]:
             if addr == addr_a:
                 genuine = decoded(source)
                 assert isinstance(genuine, list)
-                if _dangerous(raw, genuine, server.local_ref, client.local_ref):
+                if _dangerous(raw, genuine, server.local_ref, client.local_ref, server):
                     # Defuse it (every reference made unknown, checksums made valid
                     # again), or let it come from elsewhere.
                     defused = _defuse(rng, raw, server.local_ref)
                     if rng.random() < 0.5 and not _dangerous(
-                        defused, genuine, server.local_ref, client.local_ref
+                        defused, genuine, server.local_ref, client.local_ref, server
                     ):
                         raw = defused
                         defused_count += 1

@@ -617,17 +617,17 @@ async def test_truncated_stream() -> None:
 @pytest.mark.parametrize(
     ("tpdu", "cause", "words"),
     [
-        (bytes.fromhex("0461000105"), 2, "AK"),  # an AK (class 4 only)
-        (bytes.fromhex("04f0000180") + b"x", 2, "DT"),  # a class 4 DT (with DST-REF)
-        (bytes.fromhex("0410000181") + b"x", 2, "ED"),  # expedited data
-        (bytes.fromhex("05c000014321"), 2, "DC"),  # DC does not exist in class 0
-        (CR_HAND[4:], 2, "CR"),  # a second CR
-        (bytes.fromhex("05f080"), 3, "runs past"),  # LI past the end
-        (bytes.fromhex("02ff80"), 2, "0xFF"),  # bad type octet
+        (bytes.fromhex("0461000105"), "02", "AK"),  # an AK (class 4 only)
+        (bytes.fromhex("04f0000180") + b"x", "02", "DT"),  # a class 4 DT (with DST-REF)
+        (bytes.fromhex("0410000181") + b"x", "02", "ED"),  # expedited data
+        (bytes.fromhex("05c000014321"), "02", "DC"),  # DC does not exist in class 0
+        (CR_HAND[4:], "02", "CR"),  # a second CR
+        (bytes.fromhex("05f080"), "03", "runs past"),  # LI past the end
+        (bytes.fromhex("02ff80"), "02", "0xFF"),  # bad type octet
     ],
     ids=["AK", "DT-class4", "ED", "DC", "CR", "LI", "type"],
 )
-async def test_invalid_tpdu_gets_er_and_close(tpdu: bytes, cause: int, words: str) -> None:
+async def test_invalid_tpdu_gets_er_and_close(tpdu: bytes, cause: str, words: str) -> None:
     with trio.fail_after(LIMIT):
         async with open_tcp_endpoint((HOST, 0)) as ep:
             listener = ep.listen(b"\x01\x02")
@@ -639,12 +639,11 @@ async def test_invalid_tpdu_gets_er_and_close(tpdu: bytes, cause: int, words: st
             assert info.value.by_peer is False
             assert conn.state is State.CLOSED
             await conn.aclose()
-            # ER: LI, 0x70, DST-REF = the peer's reference (0x1234, from its CR),
+            # ER: LI 8, 0x70, DST-REF = the peer's reference (0x1234, from its CR),
             # cause, invalid TPDU parameter (0xC1) holding the rejected TPDU's
-            # octets; then the TCP close.
+            # first 2 octets (its LI and code); then the TCP close.
             got = await read_to_eof(stream)
-            header = tpdu[:32]
-            er = bytes([6 + len(header), 0x70, 0x12, 0x34, cause, 0xC1, len(header)]) + header
+            er = bytes.fromhex("08701234" + cause + "c102") + tpdu[:2]
             assert got == tpkt(er), got.hex()
             assert ep.statistics().undecodable == 1
             await stream.aclose()
@@ -677,8 +676,8 @@ async def test_dt_longer_than_the_tpdu_size() -> None:
             assert "longer than the TPDU size" in str(info.value)
             await conn.aclose()
             got = await read_to_eof(peer)
-            # ER to the peer's reference (0x4321, from its CC), cause 0
-            assert got[4:9] == bytes.fromhex("2670432100"), got.hex()
+            # ER to the peer's reference (0x4321, from its CC), cause 0, quoting 02f0
+            assert got == tpkt(bytes.fromhex("0870432100c10202f0")), got.hex()
             await peer.aclose()
 
 
@@ -695,7 +694,7 @@ async def test_bad_input_before_the_cr() -> None:
             stream = await trio.open_tcp_stream(*ep.getsockname())
             await stream.send_all(dt(b"hi"))
             got = await read_to_eof(stream)
-            assert got == tpkt(bytes.fromhex("0b70000002c10502f0806869")), got.hex()
+            assert got == tpkt(bytes.fromhex("0870000002c10202f0")), got.hex()
             await stream.aclose()
             # An AK instead of a CR: same, nothing reaches the listener.
             stream = await trio.open_tcp_stream(*ep.getsockname())

@@ -733,14 +733,15 @@ async def test_statistics_keeps_its_fields_and_shows_the_new_counts() -> None:
 
 # What our server answers to the first TPKT of a TCP connection (no CR yet):
 # ("close", the TCP close with nothing sent), or the exact octets it sends
-# before closing.
+# before closing. Its ERs have LI 8: DST-REF, cause, and the invalid-TPDU
+# parameter (0xC1) with the rejected TPDU's LI and code.
 CLOSE = b""
 BEFORE_CR: list[tuple[str, bytes, bytes]] = [
     *[(f"tpkt-length-{n}", bytes([3, 0, 0, n]) + bytes(8), CLOSE) for n in range(7)],
     (
         "tpkt-length-7-dt",
         tpkt(bytes.fromhex("02f080")),
-        tpkt(er_tpdu(0, 2, bytes.fromhex("02f080"))),
+        tpkt(bytes.fromhex("0870000002c102" + "02f0")),
     ),
     ("tpkt-length-7-cr-too-short", tpkt(bytes.fromhex("02e000")), CLOSE),
     ("tpkt-length-2053", bytes.fromhex("03000805") + bytes(2049), CLOSE),
@@ -750,14 +751,14 @@ BEFORE_CR: list[tuple[str, bytes, bytes]] = [
     ("cr-li-past-the-end", tpkt(bytes([20, 0xE0]) + bytes(5)), CLOSE),
     ("cr-class-4-only", tpkt(cr_tpdu(klass=4)), tpkt(dr_tpdu(0x1234, 130))),
     ("cr-class-5", tpkt(cr_tpdu(klass=5)), CLOSE),
-    ("dr-64", tpkt(dr_tpdu(0, 128, 7, bytes(64))), tpkt(er_tpdu(0, 2, dr_tpdu(0, 128, 7, b"\0")))),
+    ("dr-64", tpkt(dr_tpdu(0, 128, 7, bytes(64))), tpkt(bytes.fromhex("0870000002c102" + "0680"))),
     ("dr-65", tpkt(dr_tpdu(0, 128, 7, bytes(65))), CLOSE),
     (
         "er",
-        tpkt(er_tpdu(0, 1, b"\x02\xf0\x80")),
-        tpkt(er_tpdu(0, 2, er_tpdu(0, 1, b"\x02\xf0\x80")[:8])),
+        tpkt(er_tpdu(0, 1, b"\x02\xf0\x80")),  # LI 9
+        tpkt(bytes.fromhex("0870000002c102" + "0970")),
     ),
-    ("cc", tpkt(cc_tpdu(1, 7, None, None)), tpkt(er_tpdu(0, 2, cc_tpdu(1, 7, None, None)[:8]))),
+    ("cc", tpkt(cc_tpdu(1, 7, None, None)), tpkt(bytes.fromhex("0870000002c102" + "09d0"))),
     ("ak", tpkt(bytes.fromhex("0461000105")), CLOSE),
     *[(f"cr-truncated-{n}", GENUINE_CR[:n], CLOSE) for n in (1, 3, 4, 5, 10, len(GENUINE_CR) - 1)],
 ]
@@ -783,7 +784,8 @@ async def test_first_tpkt_at_its_limits(garbage: bytes, answer: bytes) -> None:
 
 
 # Once connected (TPDU size 128, the peer's reference 0x1234): what the peer
-# sends, what our user's receive() gets, and what the peer then sees.
+# sends, what our user's receive() gets, and what the peer then sees (ERs of
+# LI 8, as above).
 SIZE = 128
 OPEN_CR = tpkt(cr_tpdu(size_exp=7))
 AFTER_CR: list[tuple[str, bytes, object, bytes | None]] = [
@@ -793,22 +795,22 @@ AFTER_CR: list[tuple[str, bytes, object, bytes | None]] = [
         "dt-tpdu-size+1",
         dt(bytes(SIZE - 2)),
         Disconnected,
-        tpkt(er_tpdu(0x1234, 0, bytes([2, 0xF0, 0x80]) + bytes(29))),
+        tpkt(bytes.fromhex("0870123400c102" + "02f0")),
     ),
     ("dr-64", tpkt(dr_tpdu(1, 128, 0x1234, bytes(64))), Disconnected, CLOSE),
     (
         "dr-65",
         tpkt(dr_tpdu(1, 128, 0x1234, bytes(65))),
         Disconnected,
-        tpkt(er_tpdu(0x1234, 3, dr_tpdu(1, 128, 0x1234))),
+        tpkt(bytes.fromhex("0870123403c102" + "0680")),
     ),
     ("er", tpkt(er_tpdu(1, 2, b"\x02\xf0\x80")), Disconnected, CLOSE),
-    ("cr", OPEN_CR, Disconnected, tpkt(er_tpdu(0x1234, 2, cr_tpdu(size_exp=7)))),
+    ("cr", OPEN_CR, Disconnected, tpkt(bytes.fromhex("0870123402c102" + "09e0"))),
     (
         "dt-class-4",
         tpkt(bytes.fromhex("04f0000180") + b"x"),
         Disconnected,
-        tpkt(er_tpdu(0x1234, 2, bytes.fromhex("04f0000180") + b"x")),
+        tpkt(bytes.fromhex("0870123402c102" + "04f0")),
     ),
     ("tpkt-length-6", bytes.fromhex("03000006020f"), Disconnected, CLOSE),
     ("tpkt-length-65535", bytes.fromhex("0300ffff02f080"), Disconnected, CLOSE),

@@ -15,8 +15,11 @@ runs cover everything:
 Known Wireshark 4.0 limitations (see ``docs/wireshark.md``): it flags every
 correct class 4 checksum as bad (it sums only the first two octets of the
 TPDU), so checksum *status* is not compared, our own verification is; it does
-not decode an ER whose LI exceeds 8, i.e. one carrying a real "invalid TPDU"
-parameter; it has no field for the credit of CR/CC.
+not decode an ER whose LI exceeds 8 (so the ERs our engines emit are among
+the vectors, :data:`EMITTED_ERS`, taken from the engines themselves: in class
+4 they carry no "invalid TPDU" parameter, in class 0 it quotes 2 octets) and
+shows that parameter as a calling TSAP; it has no field for the credit of
+CR/CC.
 
 Without tshark the test is skipped, except under CI (``CI`` set) where it fails.
 """
@@ -31,8 +34,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from scripted import Script, open_as_responder, peer_cr, with_checksum
 
 from tp4emu.capture import LINKTYPE_ETHERNET, LUA_SCRIPT, PcapWriter, ipv4_udp_packet, read_pcap
+from tp4emu.core import Config, Role
+from tp4emu.core.class0 import Class0Connection
 from tp4emu.wire import (
     AK,
     CC,
@@ -229,6 +235,43 @@ CASES: list[tuple[str, list[TPDU], bool]] = [
 
 # Cases Wireshark 4.0 does not dissect as COTP at all (LI_MAX_ER is 8 in packet-ositp.c).
 WIRESHARK_REJECTS = {"ER invalid TPDU"}
+LI_MAX_ER = 8
+"""The longest ER header Wireshark 4.0 dissects: the fixed part and a checksum."""
+
+
+def _class4_er(checksum: bool) -> bytes:
+    """The ER the class 4 engine answers a DT with a bad parameter with."""
+    s = Script(Config(use_checksum=checksum))
+    conn, _ = open_as_responder(s, cr=peer_cr(additional_options=0x01 if checksum else 0x03))
+    assert conn.checksum is checksum
+    params = (b"\xc3\x02\x00\x00" if checksum else b"") + b"\x8a\x06\x00\x00"  # 6 claimed, 2 left
+    raw = bytes([4 + len(params), 0xF0]) + conn.local_ref.to_bytes(2, "big") + b"\x80" + params
+    s.send(with_checksum(raw + b"data", 7) if checksum else raw + b"data")
+    (er,) = s.pending
+    return er.raw
+
+
+def _class0_er(first: bytes, accept: bool) -> bytes:
+    """The ER (a TPKT's payload) the class 0 engine answers *first* with."""
+    conn = Class0Connection(Role.RESPONDER)
+    if accept:  # first a CR (class 0, peer reference 0x1234), then *first* when OPEN
+        conn.receive_data(encode_tpkt(encode(CR(src_ref=0x1234, protocol_class=0))))
+        conn.accept()
+        conn.data_to_send()  # the CC
+    conn.receive_data(encode_tpkt(first))
+    tpkt = conn.data_to_send()
+    assert tpkt[:4] == encode_tpkt(tpkt[4:])[:4]
+    return tpkt[4:]
+
+
+# (name, octets): the ERs as our engines emit them; Wireshark must decode each.
+EMITTED_ERS: list[tuple[str, bytes]] = [
+    ("emitted ER class 4, checksum", _class4_er(True)),
+    ("emitted ER class 4, no checksum", _class4_er(False)),
+    ("emitted ER class 0, not a CR", _class0_er(encode(DT0(0, True, b"hi")), False)),
+    ("emitted ER class 0, open", _class0_er(encode(AK(0x0001, 0, 5)), True)),
+]
+CASES += [(name, decode(raw), raw[5:7] == b"\xc3\x02") for name, raw in EMITTED_ERS]
 
 TRANSIT_DELAY_FIELDS = [
     "cotp.transit_delay.targ_calling_called",
@@ -401,6 +444,8 @@ def expected(datagram: bytes) -> Fields:
                 put("cotp.src-tsap-bytes", p.value)
             elif isinstance(p, CalledTsap):
                 put("cotp.dst-tsap-bytes", p.value)
+            elif isinstance(p, InvalidTpdu):  # tshark reads any 0xC1 as the calling TSAP
+                put("cotp.src-tsap-bytes", p.header)
             elif isinstance(p, TpduSize):
                 put("cotp.tpdu_size", p.size)
             elif isinstance(p, SubsequenceNumber):
@@ -521,6 +566,15 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_vectors_round_trip(datagrams: list[bytes]) -> None:
     for (name, _, _), d in zip(CASES, datagrams, strict=True):
         assert expected(d), name  # includes decode/encode round trip and checksums
+
+
+def test_emitted_ers_fit_wireshark(datagrams: list[bytes]) -> None:
+    """Our ERs have LI <= 8 (the most Wireshark decodes) and are the cases' octets."""
+    names = [name for name, _, _ in CASES]
+    for name, raw in EMITTED_ERS:
+        assert raw[0] <= LI_MAX_ER, f"{name}: {raw.hex()}"
+        assert name not in WIRESHARK_REJECTS
+        assert datagrams[names.index(name)] == raw, name
 
 
 def test_exported_pdus(

@@ -139,8 +139,8 @@ async def test_cr_with_maximal_connect_data_and_one_octet_too_many(
     tpdus = [decode(raw)[0] for raw in got]
     refs = {int.from_bytes(raw[4:6], "big") for raw in (ok, too_long)}
     ok_ref, long_ref = sorted(refs)
-    # the 33-octet one is refused at once, without a connection (reason: today 133)
-    assert tpdus[0] == DR(long_ref, 0, DRReason.PROTOCOL_ERROR)
+    # the 33-octet one is refused at once, without a connection (a length error: 138)
+    assert tpdus[0] == DR(long_ref, 0, DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID)
     # the 32-octet one was admitted and auto-confirmed (then its CC retransmitted)
     assert tpdus[1:] and all(t.dst_ref == ok_ref and type(t).__name__ == "CC" for t in tpdus[1:])
 

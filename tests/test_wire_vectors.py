@@ -694,7 +694,7 @@ ERRORS = [
     ),
     pytest.param(
         h("06 E0 0000 0001 40") + bytes(33),
-        DRReason.PROTOCOL_ERROR,
+        DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID,
         ERCause.INVALID_PARAMETER_VALUE,
         0,
         "33 octets",
@@ -702,7 +702,7 @@ ERRORS = [
     ),
     pytest.param(
         h("06 D0 0001 0002 40") + bytes(33),
-        DRReason.PROTOCOL_ERROR,
+        DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID,
         ERCause.INVALID_PARAMETER_VALUE,
         0,
         "33 octets",
@@ -710,7 +710,7 @@ ERRORS = [
     ),
     pytest.param(
         h("06 80 0001 0002 80") + bytes(65),
-        DRReason.PROTOCOL_ERROR,
+        DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID,
         ERCause.INVALID_PARAMETER_VALUE,
         0,
         "65 octets",
@@ -718,7 +718,7 @@ ERRORS = [
     ),
     pytest.param(
         h("04 10 0001 81") + bytes(17),
-        DRReason.PROTOCOL_ERROR,
+        DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID,
         ERCause.INVALID_PARAMETER_VALUE,
         0,
         "17 octets",

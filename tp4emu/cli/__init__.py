@@ -8,6 +8,9 @@ Subcommands:
 ``serve`` / ``connect``
     The access-list echo server and its client, over ``--transport tp4`` or
     ``tcp`` (:mod:`tp4emu.cli.apps`).
+``ladder``
+    A capture drawn as a ladder (message sequence) diagram, Mermaid or SVG
+    (:mod:`tp4emu.cli.ladder`).
 ``decode``
     Decode TPDUs from hex arguments (one datagram per argument), from stdin
     (one datagram per line) or from a capture file (``--pcap``), and print
@@ -98,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_parser(subparsers, common)
     _add_connect_parser(subparsers, common)
     _add_wireshark_parser(subparsers, common)
+    from .ladder import add_ladder_parser
+
+    add_ladder_parser(subparsers, common)
     return parser
 
 
@@ -241,6 +247,7 @@ def _add_demo_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the loss injection")
     p.add_argument("--pcap", metavar="FILE", help="record the TP4 part's TPDUs")
+    p.add_argument("--ladder", metavar="DIR", help="write the run's ladder diagrams (SVG, Mermaid)")
     p.add_argument(
         "--decide-delay",
         type=float,
@@ -261,16 +268,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise _usage_error(f"--loss must be in [0, 1), got {args.loss:g}")
     if not 0.0 <= args.decide_delay <= 10.0:
         raise _usage_error(f"--decide-delay must be in [0, 10] seconds, got {args.decide_delay:g}")
+    from .ladder import DemoRecorder, write_demo_ladders
+
     color = {"always": True, "never": False}.get(args.color)
     console = Console(force_terminal=color, no_color=color is False, highlight=False)
+    recorder = DemoRecorder() if args.ladder else None
 
     def run() -> int:
         result = trio.run(
             lambda: run_demo(
-                loss=args.loss, seed=args.seed, pcap_path=args.pcap, decide_delay=args.decide_delay
+                loss=args.loss,
+                seed=args.seed,
+                pcap_path=args.pcap,
+                decide_delay=args.decide_delay,
+                recorder=recorder,
             )
         )
         render(result, console)
+        if recorder is not None:
+            for path in write_demo_ladders(args.ladder, result, recorder):
+                console.print(f"ladder written: {path}", soft_wrap=True, markup=False)
         return 0 if result.ok else 1
 
     return _with_pcap_hint(args.pcap, run)

@@ -143,6 +143,7 @@ async def _run_transport(
     loss: float,
     rng: random.Random,
     pcap: Any,
+    recorder: Any = None,
 ) -> None:
     timeline = Timeline(trio.current_time())
     result.timelines[transport] = timeline
@@ -159,10 +160,11 @@ async def _run_transport(
 
     async with AsyncExitStack() as stack:
         server_sock = socket_for(SERVER_HOST)
-        tap: Any = None
+        tap: Any = recorder  # TCP: only the ladder's recorder (if any) sees the TPDUs
         if transport == "tp4":
             assert server_sock is not None
-            tap = _Tap(timeline, server_sock.getsockname(), pcap)  # type: ignore[arg-type]
+            sink = pcap if recorder is None else recorder.tee(pcap)
+            tap = _Tap(timeline, server_sock.getsockname(), sink)  # type: ignore[arg-type]
         server = await stack.enter_async_context(
             open_endpoint(
                 (SERVER_HOST, 0), transport=transport, config=config, socket=server_sock, pcap=tap
@@ -287,9 +289,12 @@ async def run_demo(
     seed: int = 1,
     pcap_path: str | None = None,
     decide_delay: float = 0.3,
+    recorder: Any = None,
 ) -> DemoResult:
     """Run both halves of the demo and check the outcomes.
 
+    *recorder* (a :class:`~tp4emu.cli.ladder.DemoRecorder`) is given every TPDU
+    the server sends and receives, over TP4 and TCP, for the ladder diagrams.
     Raises CommandError when *pcap_path* cannot be written.
     """
     config = Config(
@@ -320,6 +325,7 @@ async def run_demo(
                 loss=loss,
                 rng=rng,
                 pcap=pcap,
+                recorder=recorder,
             )
     _check(result)
     return result

@@ -68,6 +68,7 @@ from .stats import Statistics
 __all__ = [
     "CLASS0_MAX_TPDU_SIZE",
     "CLASS0_TRANSITIONS",
+    "ER_QUOTE",
     "LOCAL_REF",
     "Class0Connection",
     "Class0Event",
@@ -83,6 +84,14 @@ CLASS0_MAX_TPDU_SIZE = 2048
 """Largest TPDU size of class 0."""
 LOCAL_REF = 1
 """Our reference in CR/CC/DR: over TCP the connection identifies itself."""
+ER_QUOTE = 2
+"""Octets of the rejected TPDU an ER quotes in its "invalid TPDU" parameter.
+
+X.224 makes the parameter mandatory in class 0 and fills it with the rejected
+header up to the octet at fault. We quote its LI and code only (all of it when
+the TPDU type is at fault, less for a later octet), so that the ER has LI 8,
+the longest Wireshark decodes (docs/wireshark.md).
+"""
 
 
 class Class0Input(enum.Enum):
@@ -589,9 +598,13 @@ class Class0Connection:
             self._record.append((sent, tpdu))
 
     def _send_er(self, cause: int, rejected: bytes, why: str) -> None:
-        """An ER for a TPDU class 0 cannot accept; the connection ends with *why*."""
+        """An ER for a TPDU class 0 cannot accept; the connection ends with *why*.
+
+        *rejected* is the TPDU as received; the ER quotes its first
+        :data:`ER_QUOTE` octets.
+        """
         self.stats.undecodable += 1
-        self._send_tpdu(ER(self.remote_ref, cause, (InvalidTpdu(rejected[:32]),)))
+        self._send_tpdu(ER(self.remote_ref, cause, (InvalidTpdu(rejected[:ER_QUOTE]),)))
         self._lost(why)
 
     def _lost(
@@ -631,11 +644,8 @@ class Class0Connection:
 
     def _a_not_a_cr(self, got: _Received) -> None:
         self.stats.undecodable += 1
-        try:
-            rejected = encode(got.tpdu)[:8]
-        except ValueError:  # pragma: no cover - what decode returns encodes again
-            rejected = got.payload[:8]
-        self._send_tpdu(ER(0, ERCause.INVALID_TPDU_TYPE, (InvalidTpdu(rejected),)))
+        rejected = InvalidTpdu(got.payload[:ER_QUOTE])
+        self._send_tpdu(ER(0, ERCause.INVALID_TPDU_TYPE, (rejected,)))
 
     def _a_no_cr(self, arg: object) -> None:
         self.stats.undecodable += 1

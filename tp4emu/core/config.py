@@ -25,14 +25,36 @@ class Config:
     """T1 before any RTT sample (CC, DR, DT, ED). netiso: 10 s (CR 40 s)."""
     cr_retransmit_time: float = 1.0
     """T1 for CR retransmission. netiso: 40 s."""
-    min_retransmit_time: float = 0.05
-    """Lower bound of the adaptive T1 (RTT estimate + 4 deviations)."""
+    min_retransmit_time: float = 0.005
+    """Lower bound of the adaptive T1. Above it T1 follows the measured round
+    trip as RFC 6298 has it: smoothed RTT + max(``clock_granularity``, 4 x RTT
+    deviation), and never less than the smoothed RTT plus the peer's
+    acknowledgement time (0x85) when it announced one."""
+    clock_granularity: float = 0.001
+    """G of RFC 6298: the least margin T1 keeps above the smoothed RTT."""
     max_retransmit_time: float = 4.0
     """Upper bound of T1, back-off included."""
     max_retransmissions: int = 8
-    """N: retransmissions of one TPDU before giving up. netiso: 12."""
+    """N: retransmissions of one TPDU before giving up. netiso: 12. For DTs
+    and EDs both this and ``give_up_time`` must be reached."""
+    give_up_time: float = 10.0
+    """A connection retransmitting DTs or an ED gives up (DR 129) only once N
+    retransmissions were sent *and* nothing new was acknowledged for this
+    long: a lossy path that still makes progress is not a dead peer."""
     fast_retransmit_after: int = 3
-    """Duplicate AKs after which the oldest unacknowledged DT is resent at once."""
+    """Duplicate AKs after which the oldest unacknowledged DT is resent at once;
+    with selective acknowledgement, DTs sent later that the peer holds after
+    which a missing DT is taken as lost (DupThresh of RFC 6675)."""
+    ack_time: float | None = 0.01
+    """Acknowledgement time announced in CR/CC (0x85, in ms on the wire): the
+    longest this endpoint delays an AK (None: not announced). The peer's
+    announced value is the floor of T1 against it (netiso does the same). A CC
+    leaves it out when the TSAPs it echoes leave no room in the header."""
+    selective_ack: bool = True
+    """Propose (and accept) selective acknowledgement (ISO 8073:1997: bit 0x10
+    of the additional option selection; the 0x8F parameter in AKs): the
+    receiver lists the DTs it holds beyond a hole, and the sender retransmits
+    only what is missing."""
 
     # --- other timers -------------------------------------------------------
     window_time: float = 5.0
@@ -138,6 +160,8 @@ class Config:
             raise ValueError(f"receive_window must be in 1..{limit} for this format")
         if self.inactivity_time <= self.window_time:
             raise ValueError("inactivity_time must exceed window_time")
+        if self.ack_time is not None and not 0 <= self.ack_time <= 65.535:
+            raise ValueError("ack_time must be in 0..65.535 s (two octets of ms)")
         if self.max_retransmissions < 1:
             raise ValueError("max_retransmissions must be at least 1")
         if self.amplification_factor < 1.0:

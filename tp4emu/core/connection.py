@@ -31,12 +31,14 @@ from ..wire import (
     MAX_DR_DATA,
     MAX_ED_DATA,
     TPDU,
+    AckTime,
     AdditionalOptions,
     ClassOption,
     DRReason,
     FlowControlConfirmation,
     Param,
     PreferredMaxTpduSize,
+    SelectiveAck,
     SubsequenceNumber,
     connection_params,
     encode_one,
@@ -86,11 +88,22 @@ _INF = float("inf")
 _MAX_HEADER = 254  # LI is one octet and 255 is reserved
 
 
-def _option_flags(*, expedited: bool, checksum: bool) -> int:
+_MAX_SACK_BLOCKS = 16  # in one AK: 2 + 8 x 16 = 130 octets at most (extended format)
+
+
+def _option_flags(*, expedited: bool, checksum: bool, sack: bool) -> int:
     """The additional option selection octet (0xC6) for these choices."""
-    return (AdditionalOptions.USE_EXPEDITED if expedited else 0) | (
-        0 if checksum else AdditionalOptions.NON_USE_OF_CHECKSUM
+    return (
+        (AdditionalOptions.USE_EXPEDITED if expedited else 0)
+        | (0 if checksum else AdditionalOptions.NON_USE_OF_CHECKSUM)
+        | (AdditionalOptions.SELECTIVE_ACK if sack else 0)
     )
+
+
+def _cc_header(params: tuple[Param, ...]) -> int:
+    """LI of a CC with *params*: fixed part (6), each parameter (code, length,
+    value), checksum (4)."""
+    return 6 + 4 + sum(2 + len(encode_param_value(p)) for p in params)
 
 
 class Role(enum.Enum):
@@ -107,7 +120,14 @@ class _Sent:
     raw: bytes
     length: int
     sent_at: float
+    xmit: int
+    """Transmission number of its last sending (orders every DT sent, resends too)."""
     retries: int = 0
+    """Retransmissions that count towards N (not those forced by a closed window)."""
+    resent: bool = False
+    """Sent more than once: its AK gives no RTT sample (Karn)."""
+    sacked: bool = False
+    """The peer said (0x8F) that it holds this DT."""
 
 
 class Connection:
@@ -172,6 +192,10 @@ class Connection:
         self.extended = False
         self.checksum = True
         self.expedited_enabled = config.expedited
+        self.selective_ack = False
+        """Whether selective acknowledgement was negotiated (both sides offered it)."""
+        self.peer_ack_time = 0.0
+        """The acknowledgement time the peer announced (0x85), in seconds (0: none)."""
         self._mod = 1 << 7
         self._proposed_size = config.preferred_max_tpdu_size or config.max_tpdu_size
         self._preferred_size = False  # negotiated with the 0xF0 parameter
@@ -200,6 +224,10 @@ class Connection:
         self._dupacks = 0
         self._recover = -1
         self._peer_window: tuple[int, int, int] = (0, 0, 0)
+        self._xmit = 0  # DT transmissions so far (orders _Sent.xmit)
+        self._reneged: int | None = None  # lowest DT sent that a credit reduction left outside
+        self._progress_at = 0.0  # when the peer last acknowledged something new
+        self._probed = False  # a loss probe went out for the current flight
 
         # receiving
         self._rcv_nxt = 0
@@ -220,6 +248,7 @@ class Connection:
         self._ed_queue: deque[bytes] = deque()
         self._ed_out: tuple[int, bytes] | None = None
         self._ed_retries = 0
+        self._ed_sent_at = 0.0
         self._ed_nxt = 0
         self._ed_rcv_nxt = 0
         self._ed_received: deque[bytes] = deque()
@@ -383,17 +412,17 @@ class Connection:
             if inp in USER_INPUTS:
                 raise LocalProtocolError(f"{inp.value} is not allowed in state {self._state.name}")
             return  # a stale timer or eviction
-        next_state, action = self._choose(rules, arg)
+        next_state, action = self._choose(rules, arg, now)
         _ACTIONS[action](self, arg, now)
         if next_state is not self._state:
             self._enter(next_state, now)
 
-    def _choose(self, rules: tuple[Rule, ...], arg: Any) -> tuple[State, str]:
+    def _choose(self, rules: tuple[Rule, ...], arg: Any, now: float) -> tuple[State, str]:
         """The first rule whose guard holds (the last one has none: it always does)."""
         if len(rules) == 1:  # the common case: no guard to evaluate
             return rules[0][1], rules[0][2]
         for guard, next_state, action in rules:
-            if guard is None or _GUARDS[guard](self, arg):
+            if guard is None or _GUARDS[guard](self, arg, now):
                 return next_state, action
         raise AssertionError("a rule list must end with an unguarded rule")  # pragma: no cover
 
@@ -428,23 +457,48 @@ class Connection:
 
     # -------------------------------------------------------------- guards
 
-    def _g_tries_left(self, arg: None) -> bool:
+    def _g_tries_left(self, arg: None, now: float) -> bool:
         return self._ctl_retries < self._config.max_retransmissions
 
-    def _g_dr_worth_resending(self, arg: None) -> bool:
-        return self._g_tries_left(arg) and self._affordable(len(self._ctl_raw))
+    def _g_dr_worth_resending(self, arg: None, now: float) -> bool:
+        return self._g_tries_left(arg, now) and self._affordable(len(self._ctl_raw))
 
-    def _g_dt_tries_left(self, arg: None) -> bool:
-        oldest = next(iter(self._unacked.values()), None)  # (T1 stops when all is acked)
-        return oldest is None or oldest.retries < self._config.max_retransmissions
+    def _g_dt_tries_left(self, arg: None, now: float) -> bool:
+        """N retransmissions of the oldest DT *and* ``give_up_time`` without progress."""
+        oldest = self._unacked.get(self._snd_una)  # (T1 stops when all is acked)
+        cfg = self._config
+        return (
+            oldest is None
+            or oldest.retries < cfg.max_retransmissions
+            or now - self._progress_at < cfg.give_up_time
+        )
 
-    def _g_ed_tries_left(self, arg: None) -> bool:
-        return self._ed_retries < self._config.max_retransmissions
+    def _g_ed_tries_left(self, arg: None, now: float) -> bool:
+        cfg = self._config
+        return (
+            self._ed_retries < cfg.max_retransmissions or now - self._ed_sent_at < cfg.give_up_time
+        )
 
-    def _g_cc_unusable(self, cc: CC) -> bool:
+    def _g_ak_beyond_sent(self, ak: AK, now: float) -> bool:
+        """The AK acknowledges DTs never sent: a protocol error.
+
+        In AKWAIT nothing was sent, so any YR-TU-NR but 0 is one. Once open,
+        only the extended format can tell: modulo 2**7 an AK from beyond the
+        DTs sent looks the same as one delayed 64 DTs or more (datagram
+        networks reorder), so a normal-format one is dropped and counted
+        instead (``invalid_tpdu``), as an AK older than the window is.
+        """
+        if ak.extended != self.extended:
+            return False
+        d = (ak.nr - self._snd_una) % self._mod
+        if self._state is State.AKWAIT:
+            return d != 0
+        return self.extended and self._snd_nxt - self._snd_una < d < self._mod // 2
+
+    def _g_cc_unusable(self, cc: CC, now: float) -> bool:
         return self._cc_drop_cause(cc) is not None
 
-    def _g_cc_not_negotiable(self, cc: CC) -> bool:
+    def _g_cc_not_negotiable(self, cc: CC, now: float) -> bool:
         return self._cc_problem(cc) is not None
 
     # -------------------------------------------------------------- timers
@@ -479,6 +533,7 @@ class Connection:
         self._cancel_timer(Timer.CONFIRM)
         self._ctl_retries = 0
         self._backoff = 1
+        self._progress_at = now
         self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
         self._set_timer(Timer.WINDOW, now + self._config.window_time)
         self._stats.connections_opened += 1
@@ -520,7 +575,14 @@ class Connection:
         self._ed_queue.clear()
         self._ed_out = None
         self._ack_pending = False
-        for key in (Timer.EXPEDITED, Timer.PROBE, Timer.WINDOW, Timer.INACTIVITY, Timer.CONFIRM):
+        for key in (
+            Timer.EXPEDITED,
+            Timer.PROBE,
+            Timer.LOSS_PROBE,
+            Timer.WINDOW,
+            Timer.INACTIVITY,
+            Timer.CONFIRM,
+        ):
             self._cancel_timer(key)
         self._stats.connections_closed += 1
         self._outbox.append(ConnectionTerminated(self))
@@ -592,7 +654,9 @@ class Connection:
     def _a_send_cr(self, arg: tuple[bytes | None, bytes | None, bytes], now: float) -> None:
         self.called_tsap, self.calling_tsap, self.connect_data = arg
         cfg = self._config
-        flags = _option_flags(expedited=cfg.expedited, checksum=cfg.use_checksum)
+        flags = _option_flags(
+            expedited=cfg.expedited, checksum=cfg.use_checksum, sack=cfg.selective_ack
+        )
         pref = cfg.preferred_max_tpdu_size
         params = connection_params(
             pref or cfg.max_tpdu_size,
@@ -600,6 +664,7 @@ class Connection:
             self.called_tsap,
             flags,
             preferred=pref is not None,
+            ack_time_ms=None if cfg.ack_time is None else round(cfg.ack_time * 1000),
         )
         cr = CR(
             src_ref=self.local_ref,
@@ -627,8 +692,10 @@ class Connection:
         (only a CC selecting the non-use we proposed may omit it), or without
         the responder's reference."""
         non_use = AdditionalOptions.NON_USE_OF_CHECKSUM
-        if cc.checksum_ok is None and (
-            self._config.use_checksum or not cc.additional_options & non_use
+        if (
+            cc.checksum_ok is None
+            and cc.protocol_class == 4  # classes 0-3 have no checksum: refused with DR 130
+            and (self._config.use_checksum or not cc.additional_options & non_use)
         ):
             return "missing_checksum"
         if cc.src_ref == 0:
@@ -687,9 +754,13 @@ class Connection:
         self.expedited_enabled = self._config.expedited and bool(
             opts & AdditionalOptions.USE_EXPEDITED
         )
+        self.selective_ack = self._config.selective_ack and bool(
+            opts & AdditionalOptions.SELECTIVE_ACK
+        )
+        self._learn_ack_time(cc.param(AckTime))
         self.confirm_data = cc.data
         self._snd_uwe = cc.credit
-        self._ak_seen = (0, 0, cc.credit)
+        self._ak_seen = (0, -1, -1)  # any AK of the peer's is newer than its CC
         self._send_ak(now)  # the third message of the class 4 handshake
 
     def _a_refused(self, dr: DR, now: float) -> None:
@@ -709,6 +780,20 @@ class Connection:
     def _a_cc_after_abandon(self, cc: CC, now: float) -> None:
         if self.role is Role.INITIATOR:
             self._send_raw(self._encode(DR(cc.src_ref, self.local_ref, DRReason.NORMAL)))
+
+    def _learn_ack_time(self, param: AckTime | None) -> None:
+        """The peer's acknowledgement time (0x85): T1 against it never goes below
+        the round trip plus that delay (netiso: the same floor)."""
+        if param is None:
+            return
+        cfg = self._config
+        self.peer_ack_time = min(param.ms / 1000, cfg.max_retransmit_time)
+        if self._srtt is None:
+            self._rto = min(
+                cfg.initial_retransmit_time + self.peer_ack_time, cfg.max_retransmit_time
+            )
+        else:
+            self._update_rto()
 
     def negotiate(self, cr: CR) -> bool:
         """Take the CR's proposal and prepare our CC's parameters (nothing is sent).
@@ -733,19 +818,27 @@ class Connection:
         opts = cr.additional_options
         self.checksum = cfg.use_checksum or not (opts & AdditionalOptions.NON_USE_OF_CHECKSUM)
         self.expedited_enabled = cfg.expedited and bool(opts & AdditionalOptions.USE_EXPEDITED)
+        self.selective_ack = cfg.selective_ack and bool(opts & AdditionalOptions.SELECTIVE_ACK)
+        self._learn_ack_time(cr.param(AckTime))
         self._snd_uwe = cr.credit
-        self._ak_seen = (0, 0, cr.credit)
-        flags = _option_flags(expedited=self.expedited_enabled, checksum=self.checksum)
-        self._cc_params = connection_params(
+        self._ak_seen = (0, -1, -1)  # the AK completing the handshake governs, whatever it says
+        flags = _option_flags(
+            expedited=self.expedited_enabled, checksum=self.checksum, sack=self.selective_ack
+        )
+        params = connection_params(
             self.tpdu_size,
             self.calling_tsap,
             self.called_tsap,
             flags,
             preferred=self._preferred_size,
+            ack_time_ms=None if cfg.ack_time is None else round(cfg.ack_time * 1000),
         )
-        # CC header: fixed part (6), each parameter (code, length, value), checksum (4).
-        header = 6 + 4 + sum(2 + len(encode_param_value(p)) for p in self._cc_params)
-        return header <= _MAX_HEADER
+        if _cc_header(params) > _MAX_HEADER:
+            # The acknowledgement time is optional: left out when the echoed
+            # TSAPs leave no room for it.
+            params = tuple(p for p in params if not isinstance(p, AckTime))
+        self._cc_params = params
+        return _cc_header(params) <= _MAX_HEADER
 
     def _a_cr_received(self, cr: CR, now: float) -> None:
         """Record the CR's proposal; nothing is sent until the user answers."""
@@ -791,8 +884,14 @@ class Connection:
         self._resend_control(now)
 
     def _a_complete_handshake(self, tpdu: AK | DT | ED, now: float) -> None:
-        """The third message: OPEN now; the TPDU itself is handled again there."""
+        """The third message: OPEN now; the TPDU itself is handled again there.
+
+        An AK's credit governs from the first DT: it replaces the CR's before
+        entering OPEN sends what the user queued (the guard made sure its NR
+        acknowledges nothing, as nothing was sent)."""
         self._rtt_sample_control(now)
+        if isinstance(tpdu, AK) and tpdu.extended == self.extended:
+            self._snd_uwe = tpdu.credit
         self._post(_INPUT_OF[type(tpdu)], tpdu)
 
     def _rtt_sample_control(self, now: float) -> None:
@@ -870,15 +969,39 @@ class Connection:
         )
         self._a_disconnect((DRReason.PROTOCOL_ERROR, b""), now)
 
-    def _a_give_up(self, arg: None, now: float) -> None:
+    def _a_give_up_handshake(self, arg: None, now: float) -> None:
+        # netiso: DR reason 1 when the CC was never acknowledged (tp.trans, AKWAIT TM_retrans)
         self.error = ConnectionTimedOut(
-            message=f"peer silent after {self._config.max_retransmissions} retransmissions"
+            message=f"no answer to CC after {self._config.max_retransmissions} retransmissions"
         )
-        self._a_disconnect((DRReason.NOT_SPECIFIED, b""), now)
+        self._a_disconnect((DRReason.CONGESTION, b""), now)
+
+    def _a_give_up(self, arg: None, now: float) -> None:
+        # netiso: DR reason 129 once open (tp.trans, OPEN TM_data_retrans/TM_retrans)
+        cfg = self._config
+        self.error = ConnectionTimedOut(
+            message=f"peer silent: {cfg.max_retransmissions} retransmissions and "
+            f"{cfg.give_up_time:g} s without progress"
+        )
+        self._a_disconnect((DRReason.REMOTE_CONGESTION, b""), now)
+
+    def _a_inactive_handshake(self, arg: None, now: float) -> None:
+        self.error = ConnectionTimedOut(message="inactivity timer expired before the handshake")
+        self._a_disconnect((DRReason.CONGESTION, b""), now)
 
     def _a_inactive(self, arg: None, now: float) -> None:
+        # netiso: DR reason 129 (tp.trans, OPEN TM_inact)
         self.error = ConnectionTimedOut(message="inactivity timer expired")
-        self._a_disconnect((DRReason.NOT_SPECIFIED, b""), now)
+        self._a_disconnect((DRReason.REMOTE_CONGESTION, b""), now)
+
+    def _a_ak_protocol_error(self, ak: AK, now: float) -> None:
+        self._stats.invalid_tpdu += 1
+        self.error = Disconnected(
+            DRReason.PROTOCOL_ERROR,
+            by_peer=False,
+            message=f"protocol error: AK with YR-TU-NR {ak.nr} acknowledges DTs never sent",
+        )
+        self._a_disconnect((DRReason.PROTOCOL_ERROR, b""), now)
 
     def _a_release_reference(self, arg: None, now: float) -> None:
         pass
@@ -891,8 +1014,11 @@ class Connection:
         self._pump(now)
 
     def _pump(self, now: float) -> None:
-        """Send new DTs while the window and the expedited rule allow."""
-        if self._state is not State.OPEN or self._ed_out is not None:
+        """Send new DTs while the window and the expedited rule allow; keep the send timers."""
+        if self._state is not State.OPEN:
+            return
+        if self._ed_out is not None:  # an ED outstanding: normal data waits for its EA
+            self._arm_send_timers(now)
             return
         queue = self._send_tsdus
         unacked = self._unacked
@@ -901,7 +1027,6 @@ class Connection:
         ext = self.extended
         ref = self.remote_ref
         checksum = self.checksum
-        sent_any = False
         while queue and self._snd_nxt < self._snd_uwe:
             tsdu = queue[0]
             off = self._send_off
@@ -915,20 +1040,47 @@ class Connection:
             seq = self._snd_nxt
             self._snd_nxt = seq + 1
             raw = encode_one(DT(ref, seq % mod, eot, chunk, ext), checksum=checksum)
-            unacked[seq] = _Sent(raw, len(chunk), now)
+            unacked[seq] = _Sent(raw, len(chunk), now, self._xmit)
+            self._xmit += 1
             if self._ack_pending:
                 # concatenation: the pending AK rides in the DT's datagram
                 self._outbox.append(Transmit(self, self._build_ak(now) + raw, 2))
             else:
                 self._outbox.append(Transmit(self, raw))
-            sent_any = True
-        if sent_any and Timer.RETRANSMIT not in self._timers:
-            self._set_timer(Timer.RETRANSMIT, now + self.rto)
-        if queue and not unacked and self._snd_nxt >= self._snd_uwe:
-            if Timer.PROBE not in self._timers:
+        self._arm_send_timers(now)
+
+    def _arm_send_timers(self, now: float) -> None:
+        """T1 while DTs inside the window await their AK; the window probe while
+        the peer's credit holds data back; the loss probe once per flight."""
+        timers = self._timers
+        blocked = self._snd_una >= self._snd_uwe and bool(self._send_tsdus or self._unacked)
+        if blocked:
+            # Flow control, not loss: nothing counts towards N while the window is shut.
+            self._cancel_timer(Timer.RETRANSMIT)
+            self._cancel_timer(Timer.LOSS_PROBE)
+            for sent in self._unacked.values():
+                sent.retries = 0
+            if Timer.PROBE not in timers:
                 self._set_timer(Timer.PROBE, now + self.rto)
-        else:
-            self._cancel_timer(Timer.PROBE)
+            return
+        self._cancel_timer(Timer.PROBE)
+        if not self._unacked:
+            return
+        if Timer.RETRANSMIT not in timers:
+            self._set_timer(Timer.RETRANSMIT, now + self.rto)
+        if (
+            self._srtt is not None
+            and len(self._unacked) > 1
+            and not self._probed
+            and Timer.LOSS_PROBE not in timers
+        ):
+            # Tail loss probe (RFC 8985 §7): a lost last DT draws no duplicate AK;
+            # resend it after about two round trips rather than a whole T1. (With
+            # one DT in flight the probe would only be an early T1: T1 serves.)
+            cfg = self._config
+            pto = max(2 * self._srtt + self.peer_ack_time, 2 * cfg.clock_granularity)
+            if now + pto < timers[Timer.RETRANSMIT]:
+                self._set_timer(Timer.LOSS_PROBE, now + pto)
 
     def _a_retransmit(self, arg: None, now: float) -> None:
         oldest_seq = self._snd_una
@@ -937,22 +1089,43 @@ class Connection:
             return
         self._backoff = min(self._backoff * 2, 1 << 10)
         self._recover = self._snd_nxt
-        self._resend_dt(sent, now)
+        self._resend_dt(oldest_seq, sent, now)
         self._set_timer(Timer.RETRANSMIT, now + self.rto)
 
-    def _resend_dt(self, sent: _Sent, now: float) -> None:
-        sent.retries += 1  # also marks it: no RTT sample from it (Karn)
+    def _a_loss_probe(self, arg: None, now: float) -> None:
+        """Resend the newest unacknowledged DT inside the window (once per flight)."""
+        self._probed = True
+        uwe = self._snd_uwe
+        for seq in range(min(self._snd_nxt, uwe) - 1, self._snd_una - 1, -1):
+            sent = self._unacked.get(seq)
+            if sent is not None and not sent.sacked:
+                self._stats.loss_probes += 1
+                self._resend_dt(seq, sent, now, counted=False)
+                self._set_timer(Timer.RETRANSMIT, now + self.rto)  # T1 counts from the probe
+                return
+
+    def _resend_dt(self, seq: int, sent: _Sent, now: float, *, counted: bool = True) -> bool:
+        """Send DT *seq* again, if the peer's window still holds it."""
+        if seq >= self._snd_uwe:
+            return False
+        if counted:
+            sent.retries += 1
+        sent.resent = True  # no RTT sample from it (Karn)
         sent.sent_at = now
+        sent.xmit = self._xmit
+        self._xmit += 1
         self._stats.retransmissions += 1
         self._send_raw(sent.raw)
+        return True
 
     def _a_ak_received(self, ak: AK, now: float) -> None:
         if ak.extended != self.extended:
             self._stats.invalid_tpdu += 1
             return
-        seq = self._snd_una + ((ak.nr - self._snd_una) % self._mod)
+        mod = self._mod
+        seq = self._snd_una + ((ak.nr - self._snd_una) % mod)
         if seq > self._snd_nxt:
-            self._stats.invalid_tpdu += 1  # acknowledges what was never sent
+            self._stats.invalid_tpdu += 1  # older than the window (the guard took the rest)
             return
         subseq = ak.subsequence
         seen_seq, seen_sub, seen_cdt = self._ak_seen
@@ -967,16 +1140,16 @@ class Connection:
         duplicate = key == self._ak_seen
         self._ak_seen = key
         self._peer_window = (ak.nr, subseq, ak.credit)
+        unacked = self._unacked
         advanced = seq > self._snd_una
         if advanced:
             freed = 0
             sample: _Sent | None = None
             clean = True  # Karn: no sample when recovery time is part of the delay
-            unacked = self._unacked
             for s in range(self._snd_una, seq):
                 sent = unacked.pop(s)
                 freed += sent.length
-                clean = clean and sent.retries == 0
+                clean = clean and not sent.resent
                 sample = sent
             self._snd_una = seq
             if sample is not None and clean:
@@ -984,30 +1157,102 @@ class Connection:
             self._send_buffered -= freed
             self._backoff = 1
             self._dupacks = 0
-            if unacked:
-                self._set_timer(Timer.RETRANSMIT, now + self.rto)
-                if seq < self._recover:
-                    # partial acknowledgement after a loss: the next hole too
-                    nxt = unacked.get(seq)
-                    if nxt is not None:
-                        self._resend_dt(nxt, now)
-            else:
-                self._cancel_timer(Timer.RETRANSMIT)
+            self._progress_at = now
+            self._probed = False
+            self._cancel_timer(Timer.RETRANSMIT)  # re-armed from now for what is left
+            self._cancel_timer(Timer.LOSS_PROBE)
             self._outbox.append(SendSpaceAvailable(self))
-        elif duplicate and self._unacked:
+        # The window: lower edge and credit. A reduction below DTs already sent
+        # leaves them outside (the peer may discard them); when credit comes
+        # back they are sent again at once.
+        old_uwe = self._snd_uwe
+        new_uwe = seq + ak.credit
+        self._snd_uwe = new_uwe
+        if new_uwe < old_uwe:
+            self._stats.credit_reductions += 1
+        if new_uwe < self._snd_nxt:
+            low = max(new_uwe, seq)
+            if self._reneged is None or low < self._reneged:
+                self._reneged = low
+        if self._reneged is not None and new_uwe > self._reneged:
+            top = min(new_uwe, self._snd_nxt)
+            for s in range(max(self._reneged, seq), top):
+                held = unacked.get(s)
+                if held is not None and not held.sacked:
+                    self._resend_dt(s, held, now, counted=False)
+            self._reneged = top if top < self._snd_nxt else None
+            self._backoff = 1
+        if self.selective_ack:
+            sack = ak.param(SelectiveAck)
+            if sack is not None and self._note_sacked(sack, seq, now):
+                self._progress_at = now
+                self._cancel_timer(Timer.LOSS_PROBE)  # re-armed from now (RFC 8985 §7.2)
+            if unacked and self._resend_lost(now):
+                self._probed = True  # a loss is being repaired: T1 is the backstop
+        elif advanced:
+            if unacked and seq < self._recover:
+                # partial acknowledgement after a loss: the next hole too
+                nxt = unacked.get(seq)
+                if nxt is not None and self._resend_dt(seq, nxt, now):
+                    self._set_timer(Timer.RETRANSMIT, now + self.rto)
+        elif duplicate and unacked:
             self._dupacks += 1
             if self._dupacks == self._config.fast_retransmit_after:
-                first = self._unacked.get(self._snd_una)
+                first = unacked.get(self._snd_una)
                 if first is not None:
                     self._stats.fast_retransmissions += 1
                     self._recover = self._snd_nxt
-                    self._resend_dt(first, now)
-        self._snd_uwe = seq + ak.credit
-        if subseq > seen_sub and seq == seen_seq and ak.credit > 0 and not duplicate:
+                    self._resend_dt(self._snd_una, first, now)
+                    self._set_timer(Timer.RETRANSMIT, now + self.rto)
+        if subseq > seen_sub >= 0 and seq == seen_seq and ak.credit > 0 and not duplicate:
             # a window update: confirm the window we now believe in
             self._fcc_pending = FlowControlConfirmation(ak.nr, subseq, ak.credit)
             self._want_ack()
         self._pump(now)
+
+    def _note_sacked(self, sack: SelectiveAck, base: int, now: float) -> bool:
+        """Mark the DTs the peer holds beyond a hole (0x8F). True if any is new."""
+        mod = self._mod
+        unacked = self._unacked
+        top = self._snd_nxt
+        new = False
+        for lower, upper in sack.ranges:
+            lo = base + ((lower - base) % mod)
+            hi = base + ((upper - base) % mod)
+            if not lo <= hi < top:
+                self._stats.invalid_tpdu += 1  # a block outside what was sent: ignored
+                continue
+            for s in range(lo, hi + 1):
+                sent = unacked.get(s)
+                if sent is not None and not sent.sacked:
+                    sent.sacked = True
+                    new = True
+        return new
+
+    def _resend_lost(self, now: float) -> bool:
+        """Resend every DT taken as lost: one the peer lacks while it holds at
+        least DupThresh DTs transmitted after it (RFC 6675, ordered by
+        transmission so that a lost retransmission is seen too). True if any."""
+        threshold = self._config.fast_retransmit_after
+        later: list[int] = []  # transmission numbers of sacked DTs above, so far
+        lost: list[tuple[int, _Sent]] = []
+        unacked = self._unacked
+        for s in range(self._snd_nxt - 1, self._snd_una - 1, -1):
+            sent = unacked.get(s)
+            if sent is None:
+                continue
+            if sent.sacked:
+                later.append(sent.xmit)
+            elif later and sum(1 for x in later if x > sent.xmit) >= threshold:
+                lost.append((s, sent))
+        resent = False
+        for s, sent in reversed(lost):
+            if self._resend_dt(s, sent, now):
+                self._stats.fast_retransmissions += 1
+                resent = True
+        if resent:  # the repair needs a round trip: T1 counts from it
+            self._set_timer(Timer.RETRANSMIT, now + self.rto)
+        return resent
 
     def _check_fcc(self, fcc: FlowControlConfirmation) -> None:
         """The peer tells us the window it believes we gave; re-send ours if it is stale."""
@@ -1018,7 +1263,7 @@ class Connection:
 
     def _a_probe(self, arg: None, now: float) -> None:
         """Zero window with data waiting: ask the peer to confirm its window (AK + FCC)."""
-        if not self._send_tsdus or self._snd_nxt < self._snd_uwe:
+        if self._snd_una < self._snd_uwe or not (self._send_tsdus or self._unacked):
             return
         nr, subseq, credit = self._peer_window
         self._fcc_pending = FlowControlConfirmation(nr, subseq, credit)
@@ -1066,6 +1311,8 @@ class Connection:
         if self._fcc_pending is not None:
             params.append(self._fcc_pending)
             self._fcc_pending = None
+        if self.selective_ack and self._rcv_ooo:
+            params.append(self._sack_param())
         self._adv_nr = nr
         self._adv_credit = credit
         self._adv_uwe = max(self._adv_uwe, nr + credit)
@@ -1074,6 +1321,23 @@ class Connection:
             self._set_timer(Timer.WINDOW, now + self._config.window_time)
         ak = AK(self.remote_ref, nr % self._mod, credit, self.extended, tuple(params))
         return self._encode(ak)
+
+    def _sack_param(self) -> SelectiveAck:
+        """The blocks of DTs held beyond the next expected one, lowest first."""
+        mod = self._mod
+        blocks: list[tuple[int, int]] = []
+        start = prev = -2
+        for s in sorted(self._rcv_ooo):
+            if s != prev + 1:
+                if prev >= 0:
+                    blocks.append((start % mod, prev % mod))
+                    if len(blocks) == _MAX_SACK_BLOCKS:
+                        break
+                start = s
+            prev = s
+        else:
+            blocks.append((start % mod, prev % mod))
+        return SelectiveAck(tuple(blocks), self.extended)
 
     def _a_window_timer(self, arg: None, now: float) -> None:
         self._send_ak(now)
@@ -1157,6 +1421,7 @@ class Connection:
         raw = self._encode(ED(self.remote_ref, nr % self._mod, data, True, self.extended))
         self._ed_out = (nr, raw)
         self._ed_retries = 0
+        self._ed_sent_at = now
         self._send_raw(raw)
         self._set_timer(Timer.EXPEDITED, now + self.rto)
 
@@ -1217,10 +1482,17 @@ class Connection:
         else:
             self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
             self._srtt = 0.875 * self._srtt + 0.125 * rtt
+        self._update_rto()
+
+    def _update_rto(self) -> None:
+        """T1 = SRTT + max(G, 4 RTTVAR) (RFC 6298 §2), at least SRTT + the peer's
+        acknowledgement time + G, within [min, max]_retransmit_time."""
         cfg = self._config
-        self._rto = min(
-            max(self._srtt + 4 * self._rttvar, cfg.min_retransmit_time), cfg.max_retransmit_time
-        )
+        srtt = self._srtt
+        assert srtt is not None
+        g = cfg.clock_granularity
+        rto = max(srtt + max(g, 4 * self._rttvar), srtt + self.peer_ack_time + g)
+        self._rto = min(max(rto, cfg.min_retransmit_time), cfg.max_retransmit_time)
 
 
 _INPUT_OF: dict[type, Input] = {
@@ -1240,7 +1512,7 @@ _ACTIONS: dict[str, Callable[[Connection, Any, float], None]] = {
     for rules in TRANSITIONS.values()
     for _, _, action in rules
 }
-_GUARDS: dict[str, Callable[[Connection, Any], bool]] = {
+_GUARDS: dict[str, Callable[[Connection, Any, float], bool]] = {
     guard: getattr(Connection, "_g_" + guard)
     for rules in TRANSITIONS.values()
     for guard, _, _ in rules

@@ -43,7 +43,6 @@ from ..wire import (
     RJ,
     AdditionalOptions,
     DRReason,
-    InvalidTpdu,
     TPDUCode,
     TPDUError,
     decode,
@@ -469,5 +468,7 @@ class Endpoint:
         if conn.checksum and not verify(raw):
             return
         self.stats.er_sent += 1
-        er = ER(conn.remote_ref, exc.cause, (InvalidTpdu(exc.header[:32]),))
+        # No "invalid TPDU" parameter: X.224 makes it mandatory only in class 0,
+        # and Wireshark does not decode an ER whose LI exceeds 8 (docs/wireshark.md).
+        er = ER(conn.remote_ref, exc.cause)
         self._send(encode_one(er, checksum=conn.checksum), addr)

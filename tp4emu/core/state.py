@@ -90,6 +90,7 @@ class Input(enum.Enum):
     T1 = "T1"
     ED_T1 = "T1 (ED)"
     PROBE = "probe"
+    LOSS_PROBE = "loss probe"
     WINDOW = "W"
     INACTIVITY = "I"
     CONFIRM_TIMEOUT = "confirm timeout"
@@ -109,6 +110,8 @@ class Timer(enum.Enum):
     """Retransmission of the outstanding ED."""
     PROBE = "probe"
     """Zero-window probe while data waits for credit."""
+    LOSS_PROBE = "loss probe"
+    """Tail loss probe: resend the newest DT about two round trips after a flight."""
     WINDOW = "W"
     """Re-send the AK of an idle connection."""
     INACTIVITY = "I"
@@ -129,6 +132,7 @@ TIMER_INPUT: dict[Timer, Input] = {
     Timer.RETRANSMIT: Input.T1,
     Timer.EXPEDITED: Input.ED_T1,
     Timer.PROBE: Input.PROBE,
+    Timer.LOSS_PROBE: Input.LOSS_PROBE,
     Timer.WINDOW: Input.WINDOW,
     Timer.INACTIVITY: Input.INACTIVITY,
     Timer.CONFIRM: Input.CONFIRM_TIMEOUT,
@@ -174,9 +178,12 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Rule, ...]] = {
     (S.AKWAIT, I.CR): ((None, S.AKWAIT, "answer_duplicate_cr"),),
     (S.AKWAIT, I.T1): (
         ("tries_left", S.AKWAIT, "resend_cc"),
-        (None, S.CLOSING, "give_up"),
+        (None, S.CLOSING, "give_up_handshake"),
     ),
-    (S.AKWAIT, I.AK): ((None, S.OPEN, "complete_handshake"),),
+    (S.AKWAIT, I.AK): (
+        ("ak_beyond_sent", S.CLOSING, "ak_protocol_error"),
+        (None, S.OPEN, "complete_handshake"),
+    ),
     (S.AKWAIT, I.DT): ((None, S.OPEN, "complete_handshake"),),
     (S.AKWAIT, I.ED): ((None, S.OPEN, "complete_handshake"),),
     (S.AKWAIT, I.DR): ((None, S.REFWAIT, "peer_disconnected"),),
@@ -185,12 +192,15 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Rule, ...]] = {
     (S.AKWAIT, I.SEND_EXPEDITED): ((None, S.AKWAIT, "queue_expedited"),),
     (S.AKWAIT, I.CONFIRM): ((None, S.AKWAIT, "nothing"),),
     (S.AKWAIT, I.DISCONNECT): ((None, S.CLOSING, "disconnect"),),
-    (S.AKWAIT, I.INACTIVITY): ((None, S.CLOSING, "inactive"),),
+    (S.AKWAIT, I.INACTIVITY): ((None, S.CLOSING, "inactive_handshake"),),
     (S.AKWAIT, I.EVICT): ((None, S.REFWAIT, "evict"),),
     # --- data transfer ----------------------------------------------------
     (S.OPEN, I.DT): ((None, S.OPEN, "dt_received"),),
     (S.OPEN, I.TSDU_TOO_LARGE): ((None, S.CLOSING, "tsdu_too_large"),),
-    (S.OPEN, I.AK): ((None, S.OPEN, "ak_received"),),
+    (S.OPEN, I.AK): (
+        ("ak_beyond_sent", S.CLOSING, "ak_protocol_error"),
+        (None, S.OPEN, "ak_received"),
+    ),
     (S.OPEN, I.ED): ((None, S.OPEN, "ed_received"),),
     (S.OPEN, I.EA): ((None, S.OPEN, "ea_received"),),
     (S.OPEN, I.CC): ((None, S.OPEN, "duplicate_cc"),),
@@ -198,6 +208,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Rule, ...]] = {
     (S.OPEN, I.SEND_EXPEDITED): ((None, S.OPEN, "queue_expedited"),),
     (S.OPEN, I.CONFIRM): ((None, S.OPEN, "nothing"),),
     (S.OPEN, I.T1): (
+        # (T1 never runs with the window shut: the window probe replaces it)
         ("dt_tries_left", S.OPEN, "retransmit"),
         (None, S.CLOSING, "give_up"),
     ),
@@ -206,6 +217,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Rule, ...]] = {
         (None, S.CLOSING, "give_up"),
     ),
     (S.OPEN, I.PROBE): ((None, S.OPEN, "probe"),),
+    (S.OPEN, I.LOSS_PROBE): ((None, S.OPEN, "loss_probe"),),
     (S.OPEN, I.WINDOW): ((None, S.OPEN, "window_timer"),),
     (S.OPEN, I.INACTIVITY): ((None, S.CLOSING, "inactive"),),
     (S.OPEN, I.ER): ((None, S.CLOSING, "protocol_error"),),

@@ -37,6 +37,12 @@ class Statistics:
     out_of_order: int = 0
     retransmissions: int = 0
     fast_retransmissions: int = 0
+    """DTs resent before T1: after duplicate AKs, or missing beyond what the
+    peer holds (selective acknowledgement)."""
+    loss_probes: int = 0
+    """Tail loss probes: the newest DT resent about two round trips after a flight."""
+    credit_reductions: int = 0
+    """AKs that moved the peer's upper window edge down (credit reduction)."""
     er_sent: int = 0
     connections_requested: int = 0
     connections_refused: int = 0

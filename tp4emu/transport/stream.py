@@ -28,7 +28,7 @@ import trio
 
 from ..core import Disconnected
 
-__all__ = ["MessageConnection", "TSDUStream"]
+__all__ = ["ConnectionFacts", "MessageConnection", "TSDUStream"]
 
 
 class MessageConnection(Protocol):

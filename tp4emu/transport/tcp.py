@@ -140,7 +140,8 @@ class _Capture:
     """Records the TPDUs of one TCP connection (without TPKT headers) in a pcap.
 
     A no-op without a writer. Link type 252 with port type TCP: Wireshark and
-    tshark decode the records as COTP with no options.
+    tshark decode the records as COTP without a script (``tp4emu wireshark``
+    adds the options that keep heuristic dissectors off the user data).
     """
 
     def __init__(self, pcap: Any, stream: trio.SocketStream) -> None:

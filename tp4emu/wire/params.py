@@ -249,7 +249,8 @@ class AdditionalOptions:
     """0xC6: additional option selection.
 
     Bit 1 (0x01): use of transport expedited data; bit 2 (0x02): *non-use* of
-    the checksum in class 4. The standard's default, when absent, is 0x01.
+    the checksum in class 4; bit 5 (0x10): use of selective acknowledgement in
+    class 4 (ISO 8073:1997). The standard's default, when absent, is 0x01.
     """
 
     flags: int = 0x01
@@ -257,6 +258,7 @@ class AdditionalOptions:
 
     USE_EXPEDITED: ClassVar[int] = 0x01
     NON_USE_OF_CHECKSUM: ClassVar[int] = 0x02
+    SELECTIVE_ACK: ClassVar[int] = 0x10
 
     @property
     def expedited(self) -> bool:
@@ -267,6 +269,11 @@ class AdditionalOptions:
     def checksum(self) -> bool:
         """Whether the checksum is used (the bit says *non-use*)."""
         return not self.flags & self.NON_USE_OF_CHECKSUM
+
+    @property
+    def selective_ack(self) -> bool:
+        """Whether selective acknowledgement is selected."""
+        return bool(self.flags & self.SELECTIVE_ACK)
 
 
 @param_def(
@@ -567,6 +574,7 @@ def connection_params(
     options: int | None = None,
     *,
     preferred: bool = False,
+    ack_time_ms: int | None = None,
 ) -> tuple[Param, ...]:
     """The usual parameters of a CR or CC, in the order real peers send them.
 
@@ -580,6 +588,7 @@ def connection_params(
         preferred: also send *tpdu_size* as the preferred maximum TPDU size
             (0xF0); the TPDU size parameter then carries the largest power of
             two not above it (at most 8192), for peers that ignore 0xF0.
+        ack_time_ms: acknowledgement time (0x85) in ms, or None to leave it out.
     """
     if preferred:
         power = 1 << min(max(tpdu_size.bit_length() - 1, 7), 13)
@@ -592,4 +601,6 @@ def connection_params(
         params.append(CalledTsap(called_tsap))
     if options is not None:
         params.append(AdditionalOptions(options))
+    if ack_time_ms is not None:
+        params.append(AckTime(ack_time_ms))
     return tuple(params)

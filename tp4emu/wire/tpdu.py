@@ -561,7 +561,7 @@ def _decode_construct(tpdu_def: _Decoding, ext: bool, raw: bytes, li: int, offse
     if limit is not None and len(user_data) > limit:
         raise TPDUError(
             f"{name} carries {len(user_data)} octets of user data, more than {limit}",
-            reason=DRReason.PROTOCOL_ERROR,
+            reason=DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID,  # netiso: E_TP_LENGTH_INVAL
             cause=ERCause.INVALID_PARAMETER_VALUE,
             offset=offset,
             header=header,
