@@ -39,7 +39,7 @@ import trio
 from ..api import Transport, _close_quietly, _contained, _peer_name, open_endpoint
 from ..core import Config, ConnectionRejected, Disconnected
 from ..transport.tcp import TCPConnectFailed, TCPConnection, TCPEndpoint
-from ..transport.udp import TP4Connection, TP4Endpoint
+from ..transport.udp import DatagramSocket, TP4Connection, TP4Endpoint
 from ..wire import CR, DR, DRReason, TPDUError, decode
 from .errors import CommandError
 from .output import Printer, event_style
@@ -292,8 +292,9 @@ async def _open(
     transport: Transport,
     emit: Callable[[str], None],
     server: bool,
+    socket: DatagramSocket | None = None,
 ) -> tuple[TP4Endpoint | TCPEndpoint, _Tap]:
-    """Open the endpoint (bound to *local*), then the capture file.
+    """Open the endpoint (bound to *local*, or on *socket*), then the capture file.
 
     Raises CommandError when either cannot be opened.
     """
@@ -301,7 +302,14 @@ async def _open(
     where = format_address(*local)
     try:
         ep = await stack.enter_async_context(
-            open_endpoint(local, transport=transport, config=config, pcap=tap, listen=server)
+            open_endpoint(
+                local,
+                transport=transport,
+                config=config,
+                pcap=tap,
+                listen=server,
+                socket=socket,
+            )
         )
     except OSError as exc:
         what = "listen on" if server else "bind"
@@ -330,6 +338,7 @@ async def run_server(
     transport: Transport = "tp4",
     out: TextIO | None = None,
     color: str = "auto",
+    socket: DatagramSocket | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> int:
     """Run the access-list echo server; one line per event. Returns an exit status.
@@ -337,6 +346,8 @@ async def run_server(
     Args:
         exit_after: stop after this many connections were decided (tests).
         color: ``auto``, ``always`` or ``never`` (colours on a terminal).
+        socket: a ready datagram socket to serve on instead of binding
+            *listen* (tp4 only; tests, e.g. on a simulated network).
 
     Raises:
         CommandError: the address cannot be bound or the capture not written.
@@ -352,6 +363,7 @@ async def run_server(
             transport=transport,
             emit=emit,
             server=True,
+            socket=socket,
         )
         listener = ep.listen(tsap)
         host, port = ep.getsockname()
