@@ -17,7 +17,7 @@ import trio
 from clirun import Result, Running, run
 from procnet import listening_tcp_ports
 
-from tp4emu import DRReason, Transport, open_endpoint
+from tp4emu import Config, DRReason, Transport, open_endpoint
 from tp4emu.cli.apps import _Tap, run_client
 from tp4emu.wire import CC, CR, DR, CalledTsap, encode_one
 
@@ -277,3 +277,18 @@ def test_tap_reports_only_refusals_of_crs() -> None:
         "refuse 127.0.0.1:40000 reason=2(SESSION_NOT_ATTACHED) called='nobody'"
         " (before accept, CR retransmitted)",
     ]
+
+
+async def test_protocol_timeout_without_timeout_option() -> None:
+    """--timeout 0: the CR's own retransmissions decide; the line says so."""
+    config = Config(cr_retransmit_time=0.05, max_retransmissions=2)
+    out = io.StringIO()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((HOST, 0))
+        port = silent.getsockname()[1]
+        with trio.fail_after(LIMIT):
+            status = await run_client((HOST, port), [b"x"], config=config, timeout=None, out=out)
+    assert status == 2
+    assert out.getvalue() == (
+        f"timeout: no CC or DR from {HOST}:{port} (no answer to CR after 2 retransmissions)\n"
+    )

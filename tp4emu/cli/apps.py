@@ -298,7 +298,7 @@ async def _open(
 
     Raises CommandError when either cannot be opened.
     """
-    tap = _Tap(local, emit)
+    tap = _Tap(local, emit if server else lambda line: None)  # a client reports no refusals
     where = format_address(*local)
     try:
         ep = await stack.enter_async_context(
@@ -597,8 +597,8 @@ async def run_client(
         except trio.TooSlowError:
             emit(f"timeout: no CC or DR from {server} within {timeout:g} s")
             return 2
-        except TimeoutError as exc:
-            emit(f"timeout: {exc}")
+        except TimeoutError as exc:  # the CR's retransmissions ran out (no --timeout)
+            emit(f"timeout: no CC or DR from {server} ({exc.strerror or exc})")
             return 2
         except ValueError as exc:  # TSAPs that do not fit a CR
             raise CommandError(str(exc), 2) from None
