@@ -706,11 +706,11 @@ def test_never_raises_on_peer_input(start: str, chunks: list[bytes], eof: bool) 
 
 
 def test_stale_driver_inputs_are_ignored() -> None:
-    # In CONFIRMING the driver has no timer running: a late one changes nothing.
+    # In CONFIRMING the driver reads nothing: a late reset changes nothing. (Its
+    # timer there is confirm_timeout: tests/test_core_rdp.py.)
     conn = Class0Connection(Role.RESPONDER)
     conn.receive_data(CR_HAND)
     events(conn)
-    conn.timeout()
     conn.connection_reset()
     assert conn.state is State.CONFIRMING and not events(conn) and conn.error is None
     assert "CONFIRMING" in repr(conn) and "0x1234" in repr(conn)

@@ -588,8 +588,11 @@ def test_deferred_confirm_does_not_inflate_the_initiators_rto() -> None:
     assert server is not None
     server.confirm(link.now)
     link.run_until(lambda: client.state is State.OPEN and server.state is State.OPEN)
-    # CC->AK: a true RTT of 4 ms; T1 = SRTT + the client's acknowledgement time + G
-    assert server.rto == pytest.approx(0.004 + config.ack_time + config.clock_granularity)
+    # CC->AK: a true RTT of 4 ms, one sample (RTTVAR = RTT / 2): T1 = SRTT + 4 RTTVAR,
+    # above the floor SRTT + the client's acknowledgement time + G
+    assert config.ack_time is not None
+    assert 0.004 + config.ack_time + config.clock_granularity < 0.012
+    assert server.rto == pytest.approx(0.004 + 4 * 0.002)
     # RTT 4 ms (at a807eac: srtt 0.804, rto 2.41 s, so the first lost DT cost 2.4 s)
     # (no sample yet: the initial T1 plus the server's announced acknowledgement time)
     assert client.rto <= config.initial_retransmit_time + config.ack_time, (

@@ -68,7 +68,7 @@ def test_cr_carries_class_4_credit_size_tsaps_options_and_a_valid_checksum() -> 
             CallingTsap(b"cli"),
             CalledTsap(b"srv"),
             AdditionalOptions(AdditionalOptions.USE_EXPEDITED | AdditionalOptions.SELECTIVE_ACK),
-            AckTime(10),  # Config.ack_time, 0.01 s
+            AckTime(2),  # Config.ack_time, 0.002 s
         ),
         data=b"hello",
     )
@@ -100,7 +100,7 @@ def test_cr_reflects_the_configuration() -> None:
             AdditionalOptions(
                 AdditionalOptions.NON_USE_OF_CHECKSUM | AdditionalOptions.SELECTIVE_ACK
             ),
-            AckTime(10),
+            AckTime(2),
         ),
     )
     # non-use is only proposed: the CR itself still carries the checksum
@@ -393,7 +393,7 @@ def test_confirm_sends_cc_with_data_and_echoed_tsaps() -> None:
             CallingTsap(b"cli"),
             CalledTsap(b"srv"),
             AdditionalOptions(AdditionalOptions.USE_EXPEDITED),  # the CR offered no 0x10
-            AckTime(10),
+            AckTime(2),
         ),
         data=b"confirm-data",
     )

@@ -130,7 +130,7 @@ def _cc_for(
     data: bytes = b"",
 ) -> CC:
     """The CC the responder must send for *conn*'s CR (its TSAPs echoed, then
-    the acknowledgement time of 10 ms when it still fits LI 254)."""
+    the acknowledgement time of 2 ms when it still fits LI 254)."""
 
     def cc(ack_time_ms: int | None) -> CC:
         params = connection_params(
@@ -144,7 +144,7 @@ def _cc_for(
         return CC(PEER_REF, conn.local_ref, 15, 4, EXT if conn.extended else 0, params, data)
 
     try:
-        return cc(10) if _li(cc(10)) <= MAX_LI else cc(None)
+        return cc(2) if _li(cc(2)) <= MAX_LI else cc(None)
     except ValueError:  # it would not fit one header at all
         return cc(None)
 

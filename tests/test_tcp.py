@@ -272,8 +272,9 @@ async def test_client_connect_failures() -> None:
     config = Config(cr_retransmit_time=0.1, max_retransmissions=2)
     with trio.fail_after(LIMIT):
         async with fake_server() as (fake, addr), open_tcp_endpoint((HOST, 0), config=config) as ep:
+            # Connect data goes in the CR's header (RDP's way): 6 + 3 (TPDU size) + 246 > 254.
             with pytest.raises(ValueError):
-                await ep.connect(addr, data=b"class 0 has no connect data")
+                await ep.connect(addr, data=bytes(246))
             # A DR with a reason and user data.
             dr = tpkt(bytes.fromhex("068000010000" + "01") + b"busy")
             with pytest.raises(ConnectionRejected) as info:

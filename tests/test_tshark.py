@@ -273,6 +273,30 @@ EMITTED_ERS: list[tuple[str, bytes]] = [
 ]
 CASES += [(name, decode(raw), raw[5:7] == b"\xc3\x02") for name, raw in EMITTED_ERS]
 
+
+def _class4_handshake_and_sack() -> list[tuple[str, bytes]]:
+    """Our CR, our CC (acknowledgement time, selective acknowledgement offered and
+    accepted) and an AK listing the blocks held beyond a hole, as the engine emits them."""
+    s = Script()
+    s.connect(called_tsap=b"srv", calling_tsap=b"cli")
+    (cr,) = s.take()
+    s2 = Script()
+    conn, _ = open_as_responder(s2, cr=peer_cr(additional_options=0x11))
+    cc = s2.log[0]
+    for nr in (1, 2, 4):
+        s2.send(DT(conn.local_ref, nr, True, b"x"))
+    *_, ak = s2.take()
+    assert ak.tpdus[0].params  # the selective acknowledgement parameter
+    return [
+        ("emitted CR class 4", cr.raw),
+        ("emitted CC class 4, selective ack", cc.raw),
+        ("emitted AK, selective ack", ak.raw),
+    ]
+
+
+EMITTED_CLASS4 = _class4_handshake_and_sack()
+CASES += [(name, decode(raw), True) for name, raw in EMITTED_CLASS4]
+
 TRANSIT_DELAY_FIELDS = [
     "cotp.transit_delay.targ_calling_called",
     "cotp.transit_delay.max_accept_calling_called",

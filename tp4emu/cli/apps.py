@@ -589,6 +589,9 @@ async def run_client(
             emit(f"refused: {exc.strerror}")
             return 1
         except ConnectionRejected as exc:
+            if not exc.by_peer:  # no DR came (e.g. an RDP server's DT in answer to our CR)
+                emit(f"failed: {exc.strerror}")
+                return 1
             emit(
                 f"rejected: DR reason {int(exc.reason)} ({getattr(exc.reason, 'name', '?')})"
                 f" data={_show(exc.data)}"

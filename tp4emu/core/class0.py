@@ -17,6 +17,21 @@ On the wire: TPKT (version 3) + class 0 TPDUs: CR/CC with TSAPs and TPDU size
 (≤ 2048), DT with EOT segmentation and reassembly, DR, ER. Class 0 has no
 expedited data, no checksum and no DC; a normal release is the TCP close.
 
+Connect and confirm data (RDP). X.224 allows no user data in a class 0 CR or
+CC; RDP puts its cookie and negotiation structures in their header, after
+the fixed part (:mod:`tp4emu.wire.inline` says how they are read). So: a
+received class 0 CR (or, in WFCC, CC) whose variable part is not parameters
+only has its octets from the first non-parameter on as
+:attr:`~Class0Connection.connect_data` (:attr:`~Class0Connection.confirm_data`);
+the data given to :meth:`~Class0Connection.connect` and
+:meth:`~Class0Connection.accept` goes into the header the same way. A
+connection with such data (:attr:`~Class0Connection.inline_data`) takes DTs up
+to 2048 octets whatever the TPDU size, as RDP ignores it. Our CC to a CR
+without a TPDU size parameter states the default, 128, unless the CR or the
+CC carries such data: then it has none either (X.224 allows both: an absent
+parameter means 128; RDP clients read the CC's header after the fixed part as
+their RDP_NEG_RSP and fail on a parameter there).
+
 Received TPDUs are taken one event at a time, as the user can take them:
 after a TPDU that changes the state or completes a TSDU the engine pauses
 (the rest stays undecoded, counted in :attr:`~Class0Connection.held`) until
@@ -46,10 +61,14 @@ from ..wire import (
     DRReason,
     ERCause,
     InvalidTpdu,
+    Param,
     TPDUError,
+    TpduSize,
     connection_params,
     decode,
+    decode_inline,
     encode,
+    encode_inline,
 )
 from ..wire.tpkt import TPKTDecoder, encode_tpkt
 from .config import Config
@@ -165,6 +184,7 @@ CLASS0_TRANSITIONS: dict[tuple[State, Class0Input], tuple[State, str]] = {
     (S.CONFIRMING, I.ACCEPT): (S.OPEN, "send_cc"),
     (S.CONFIRMING, I.ACCEPT_IMPOSSIBLE): (S.CLOSED, "refuse_cr"),
     (S.CONFIRMING, I.REFUSE): (S.CLOSED, "refuse_cr"),
+    (S.CONFIRMING, I.TIMEOUT): (S.CLOSED, "confirm_timed_out"),
     (S.CONFIRMING, I.CLOSE): (S.CLOSED, "nothing"),
     # --- initiator -------------------------------------------------------------
     (S.CLOSED, I.CONNECT): (S.WFCC, "send_cr"),
@@ -269,6 +289,9 @@ class _Received:
 
     tpdu: TPDU
     payload: bytes
+    inline: bool = False
+    """A CR or CC read by :func:`~tp4emu.wire.decode_inline`: its ``data``
+    came in its header."""
 
 
 class Class0Connection:
@@ -317,9 +340,13 @@ class Class0Connection:
         self.calling_tsap: bytes | None = None
         self.called_tsap: bytes | None = None
         self.connect_data = b""
-        """User data of the CR."""
+        """Data of the CR: the octets of its header after its parameters (RDP's
+        cookie and RDP_NEG_REQ), then any after its header."""
         self.confirm_data = b""
-        """User data of the CC."""
+        """Data of the CC, found as the CR's."""
+        self.inline_data = False
+        """True when the CR or the CC carried data in its header (RDP's way):
+        DTs up to 2048 octets are then taken whatever the TPDU size."""
         self._cr: CR | None = None  # a responder's CR
         self._refusal: int | None = None
         self._cc: bytes | None = None
@@ -384,31 +411,71 @@ class Class0Connection:
     # ------------------------------------------------------------ user calls
 
     def connect(
-        self, *, called_tsap: bytes | None = None, calling_tsap: bytes | None = None
+        self,
+        *,
+        called_tsap: bytes | None = None,
+        calling_tsap: bytes | None = None,
+        propose_tpdu_size: bool = True,
+        data: bytes = b"",
     ) -> None:
-        """Initiator: the CR goes out (proposing ``min(max_tpdu_size, 2048)``); WFCC.
+        """Initiator: the CR goes out; WFCC.
+
+        Args:
+            called_tsap: the called TSAP-ID parameter (None: none).
+            calling_tsap: the calling TSAP-ID parameter (None: none).
+            propose_tpdu_size: send the TPDU size parameter, proposing
+                ``min(max_tpdu_size, 2048)``; False: none (the size is then
+                X.224's default, 128), as RDP clients send their CR.
+            data: connect data, written in the CR's header after its
+                parameters, as RDP writes its cookie and RDP_NEG_REQ
+                (:func:`~tp4emu.wire.encode_inline`); a textbook class 0 peer
+                has no use for it. A CR with neither parameters nor data is
+                the bare 7-octet fixed part.
 
         Raises:
-            ValueError: the TSAPs do not fit a CR (nothing changes).
+            ValueError: the parameters and the data do not fit a CR header
+                (254 octets; nothing changes).
             LocalProtocolError: not an initiator in CLOSED.
         """
         if self.role is not Role.INITIATOR or self._ended or self._state is not State.CLOSED:
             raise LocalProtocolError("only an initiator in CLOSED connects")
         size = min(self.config.max_tpdu_size, CLASS0_MAX_TPDU_SIZE)
         params = connection_params(size, calling_tsap, called_tsap)
-        cr = CR(src_ref=self.local_ref, protocol_class=0, params=params)
-        encode(cr)  # raises ValueError now, before any state changes
-        self._dispatch(I.CONNECT, (cr, size, calling_tsap, called_tsap))
+        if not propose_tpdu_size:
+            params = tuple(p for p in params if not isinstance(p, TpduSize))
+            size = 128
+        cr = CR(src_ref=self.local_ref, protocol_class=0, params=params, data=bytes(data))
+        raw = encode_inline(cr) if data else encode(cr)  # ValueError now, before any change
+        self._dispatch(I.CONNECT, (raw, size, calling_tsap, called_tsap, bytes(data)))
 
-    def accept(self) -> None:
+    def accept(self, data: bytes = b"") -> None:
         """Responder in CONFIRMING: answer the CR with a CC (OPEN), or with a
-        DR of reason :attr:`refusal` when it cannot be accepted (CLOSED)."""
-        impossible = self._state is State.CONFIRMING and self.refusal is not None
+        DR of reason :attr:`refusal` when it cannot be accepted (CLOSED).
+
+        Args:
+            data: confirm data, written in the CC's header after its
+                parameters (RDP's RDP_NEG_RSP or RDP_NEG_FAILURE goes there).
+
+        Raises:
+            ValueError: the CC's parameters and *data* do not fit one header
+                (254 octets); nothing changes.
+        """
+        if self._state is State.CONFIRMING and self.refusal is None:
+            cc = self._cc
+            assert cc is not None and self._cr is not None
+            if data:
+                cc = encode_inline(self._cc_tpdu(bytes(data)))  # ValueError: nothing changes
+            self._dispatch(I.ACCEPT, (cc, bytes(data)))
+            return
+        impossible = self._state is State.CONFIRMING
         self._dispatch(I.ACCEPT_IMPOSSIBLE if impossible else I.ACCEPT, None)
 
-    def refuse(self, reason: int) -> None:
-        """Responder in CONFIRMING: answer the CR with a DR of *reason* (CLOSED)."""
-        self._dispatch(I.REFUSE, int(reason))
+    def refuse(self, reason: int, data: bytes = b"") -> None:
+        """Responder in CONFIRMING: answer the CR with a DR of *reason* and
+        *data* (≤ 64 octets) (CLOSED)."""
+        if len(data) > MAX_DR_DATA:
+            raise ValueError(f"refusal data is limited to {MAX_DR_DATA} octets")
+        self._dispatch(I.REFUSE, (int(reason), bytes(data)))
 
     def send(self, tsdu: bytes | bytearray | memoryview) -> None:
         """Queue one TSDU as DTs of the TPDU size, EOT on the last one (OPEN)."""
@@ -471,8 +538,9 @@ class Class0Connection:
 
     def timeout(self) -> None:
         """The driver's timer for this state expired: no CR in time
-        (``tcp_cr_timeout``), no answer to our CR, or nothing received for
-        ``tcp_idle_timeout`` while the user waited."""
+        (``tcp_cr_timeout``), no answer to our CR, no decision on a CR
+        (``confirm_timeout``: a DR of ``confirm_timeout_reason``), or nothing
+        received for ``tcp_idle_timeout`` while the user waited."""
         self._dispatch(I.TIMEOUT, None)
 
     def data_to_send(self) -> bytes:
@@ -565,18 +633,24 @@ class Class0Connection:
 
     def _classify(self, payload: bytes) -> tuple[Class0Input, Any]:
         """The input one received TPKT payload is, with its argument."""
+        # A responder's CR and an initiator's CC may carry data in their header (RDP).
+        inline: TPDU | None = None
         try:
-            tpdus = decode(payload)
+            if self._state is State.CLOSED:
+                inline = _inline(payload, CR)
+            elif self._state is State.WFCC:
+                inline = _inline(payload, CC)
+            tpdus = [inline] if inline is not None else decode(payload)
         except TPDUError as exc:
             return I.INVALID, (payload, exc)
         if not tpdus:  # pragma: no cover - decode returns a TPDU or raises
             return I.INVALID, (payload, TPDUError("no TPDU", cause=ERCause.NOT_SPECIFIED))
         # Only the first TPDU counts: each class 0 TPDU extends to the end of its TPKT.
         tpdu = tpdus[0]
-        got = _Received(tpdu, payload)
+        got = _Received(tpdu, payload, inline is not None)
         if isinstance(tpdu, DT0):
             if self._state is State.OPEN:
-                if len(payload) > self.tpdu_size:
+                if len(payload) > (CLASS0_MAX_TPDU_SIZE if self.inline_data else self.tpdu_size):
                     return I.DT_TOO_LONG, (got, "DT longer than the TPDU size")
                 if self._reasm_len + len(tpdu.data) > self.config.max_tsdu_size:
                     return I.TSDU_TOO_LONG, (got, "TSDU larger than max_tsdu_size")
@@ -626,6 +700,7 @@ class Class0Connection:
         self.calling_tsap = cr.calling_tsap
         self.called_tsap = cr.called_tsap
         self.connect_data = cr.data
+        self.inline_data = got.inline
         self.tpdu_size = min(cr.tpdu_size or 128, CLASS0_MAX_TPDU_SIZE, self.config.max_tpdu_size)
 
     def _check_cr(self) -> None:
@@ -636,11 +711,23 @@ class Class0Connection:
         if cr.protocol_class != 0 and 0 not in (alternatives.classes if alternatives else ()):
             self._refusal = DRReason.NEGOTIATION_FAILED
             return
-        params = connection_params(self.tpdu_size, cr.calling_tsap, cr.called_tsap)
         try:
-            self._cc = encode(CC(cr.src_ref, self.local_ref, protocol_class=0, params=params))
+            self._cc = encode(self._cc_tpdu(b""))
         except ValueError:  # the TSAPs echoed plus the TPDU size overflow the header
             self._refusal = DRReason.HEADER_OR_PARAMETER_LENGTH_INVALID
+
+    def _cc_tpdu(self, data: bytes) -> CC:
+        """Our CC to the CR: the TSAPs echoed, the TPDU size (but for an RDP
+        peer that proposed none), *data*."""
+        cr = self._cr
+        assert cr is not None
+        params: tuple[Param, ...] = connection_params(
+            self.tpdu_size, cr.calling_tsap, cr.called_tsap
+        )
+        if cr.tpdu_size is None and (self.inline_data or data):
+            # RDP: the CC's header after the fixed part is read as its RDP_NEG_RSP.
+            params = tuple(p for p in params if not isinstance(p, TpduSize))
+        return CC(cr.src_ref, self.local_ref, protocol_class=0, params=params, data=data)
 
     def _a_not_a_cr(self, got: _Received) -> None:
         self.stats.undecodable += 1
@@ -650,22 +737,34 @@ class Class0Connection:
     def _a_no_cr(self, arg: object) -> None:
         self.stats.undecodable += 1
 
-    def _a_send_cc(self, arg: None) -> None:
-        cc = self._cc
-        assert cc is not None
+    def _a_send_cc(self, arg: tuple[bytes, bytes]) -> None:
+        cc, self.confirm_data = arg
+        self.inline_data = self.inline_data or bool(self.confirm_data)
         self._recorded(True, cc)
         self._out += encode_tpkt(cc)
 
-    def _a_refuse_cr(self, reason: int | None) -> None:
+    def _a_confirm_timed_out(self, arg: None) -> None:
+        reason = self.config.confirm_timeout_reason
+        self.error = Disconnected(
+            reason,
+            by_peer=False,
+            message="rejected: the user neither confirmed nor rejected in time",
+        )
+        self._a_refuse_cr((reason, b""))
+
+    def _a_refuse_cr(self, arg: tuple[int, bytes] | None) -> None:
         cr = self._cr
         assert cr is not None
-        self._send_tpdu(DR(cr.src_ref, 0, reason if reason is not None else self._refusal or 0))
+        reason, data = arg if arg is not None else (self._refusal or 0, b"")
+        self._send_tpdu(DR(cr.src_ref, 0, reason, data=data))
 
     # ------------------------------------------------- actions: initiator
 
-    def _a_send_cr(self, arg: tuple[CR, int, bytes | None, bytes | None]) -> None:
-        cr, self.tpdu_size, self.calling_tsap, self.called_tsap = arg
-        self._send_tpdu(cr)
+    def _a_send_cr(self, arg: tuple[bytes, int, bytes | None, bytes | None, bytes]) -> None:
+        cr, self.tpdu_size, self.calling_tsap, self.called_tsap, self.connect_data = arg
+        self.inline_data = bool(self.connect_data)
+        self._recorded(True, cr)
+        self._out += encode_tpkt(cr)
 
     def _a_cc_received(self, got: _Received) -> None:
         cc = got.tpdu
@@ -673,6 +772,7 @@ class Class0Connection:
         self.tpdu_size = min(cc.tpdu_size or 128, self.tpdu_size)
         self.remote_ref = cc.src_ref
         self.confirm_data = cc.data
+        self.inline_data = self.inline_data or got.inline
 
     def _a_refused(self, got: _Received) -> None:
         dr = got.tpdu
@@ -681,7 +781,9 @@ class Class0Connection:
 
     def _a_unexpected_answer(self, got: _Received) -> None:
         self.error = ConnectionRejected(
-            DRReason.NEGOTIATION_FAILED, message=f"expected a class 0 CC, got {got.tpdu!r}"
+            DRReason.NEGOTIATION_FAILED,
+            message=f"expected a class 0 CC, got {got.tpdu!r}",
+            by_peer=False,
         )
 
     def _a_bad_answer(self, arg: object) -> None:
@@ -693,7 +795,9 @@ class Class0Connection:
             why = str(arg)
         else:  # the TCP close, a reset or a failed write
             why = "connection closed during establishment"
-        self.error = ConnectionRejected(DRReason.PROTOCOL_ERROR, message=f"bad answer: {why}")
+        self.error = ConnectionRejected(
+            DRReason.PROTOCOL_ERROR, message=f"bad answer: {why}", by_peer=False
+        )
 
     def _a_connect_timed_out(self, arg: None) -> None:
         self.error = ConnectionTimedOut(message="no answer to CR")
@@ -772,6 +876,16 @@ class Class0Connection:
 
 
 _INPUT_OF: dict[type, Class0Input] = {CR: I.CR, DR: I.DR, ER: I.ER}
+
+
+def _inline(payload: bytes, kind: type[CR] | type[CC]) -> TPDU | None:
+    """*payload* read by :func:`~tp4emu.wire.decode_inline` when it is a *kind*
+    with data in its header, else None (raises TPDUError as decode does)."""
+    if len(payload) < 2 or payload[1] >> 4 != kind.code:
+        return None
+    tpdu = decode_inline(payload)
+    return tpdu if isinstance(tpdu, kind) else None
+
 
 _ACTIONS: dict[str, Callable[[Class0Connection, Any], None]] = {
     action: getattr(Class0Connection, "_a_" + action) for _, action in CLASS0_TRANSITIONS.values()

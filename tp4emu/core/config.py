@@ -45,9 +45,11 @@ class Config:
     """Duplicate AKs after which the oldest unacknowledged DT is resent at once;
     with selective acknowledgement, DTs sent later that the peer holds after
     which a missing DT is taken as lost (DupThresh of RFC 6675)."""
-    ack_time: float | None = 0.01
+    ack_time: float | None = 0.002
     """Acknowledgement time announced in CR/CC (0x85, in ms on the wire): the
-    longest this endpoint delays an AK (None: not announced). The peer's
+    longest this endpoint delays an AK (None: not announced). tp4emu sends its
+    AKs when its driver has taken what the socket holds: within a millisecond
+    or two. The peer's
     announced value is the floor of T1 against it (netiso does the same). A CC
     leaves it out when the TSAPs it echoes leave no room in the header."""
     selective_ack: bool = True

@@ -1077,8 +1077,9 @@ class Connection:
             # Tail loss probe (RFC 8985 §7): a lost last DT draws no duplicate AK;
             # resend it after about two round trips rather than a whole T1. (With
             # one DT in flight the probe would only be an early T1: T1 serves.)
-            cfg = self._config
-            pto = max(2 * self._srtt + self.peer_ack_time, 2 * cfg.clock_granularity)
+            # With two DTs or more in flight the peer does not hold its AK back for
+            # its acknowledgement time (RFC 8985 adds it for a flight of one only).
+            pto = max(2 * self._srtt, 2 * self._config.clock_granularity)
             if now + pto < timers[Timer.RETRANSMIT]:
                 self._set_timer(Timer.LOSS_PROBE, now + pto)
 
@@ -1188,7 +1189,11 @@ class Connection:
                 self._progress_at = now
                 self._cancel_timer(Timer.LOSS_PROBE)  # re-armed from now (RFC 8985 §7.2)
             if unacked and self._resend_lost(now):
-                self._probed = True  # a loss is being repaired: T1 is the backstop
+                # A repair is out. Should it be lost too, no DT sent after it may
+                # follow (the window ends at the hole): a loss probe after it does,
+                # and shows the repair lost (RACK) two round trips on, not a T1 later.
+                self._probed = False
+                self._cancel_timer(Timer.LOSS_PROBE)
         elif advanced:
             if unacked and seq < self._recover:
                 # partial acknowledgement after a loss: the next hole too
@@ -1230,11 +1235,14 @@ class Connection:
         return new
 
     def _resend_lost(self, now: float) -> bool:
-        """Resend every DT taken as lost: one the peer lacks while it holds at
-        least DupThresh DTs transmitted after it (RFC 6675, ordered by
-        transmission so that a lost retransmission is seen too). True if any."""
+        """Resend every DT taken as lost: one the peer lacks while it holds DTs
+        transmitted after it -- at least DupThresh of them (RFC 6675), or one
+        sent a reordering window (a quarter of SRTT, at least G) later (RFC
+        8985's RACK). Ordered by transmission, so a lost retransmission is seen
+        too, e.g. once a loss probe sent after it arrives. True if any."""
         threshold = self._config.fast_retransmit_after
-        later: list[int] = []  # transmission numbers of sacked DTs above, so far
+        reo = max(self._config.clock_granularity, (self._srtt or 0.0) / 4)
+        later: list[tuple[int, float]] = []  # (transmission, sent at) of sacked DTs above
         lost: list[tuple[int, _Sent]] = []
         unacked = self._unacked
         for s in range(self._snd_nxt - 1, self._snd_una - 1, -1):
@@ -1242,8 +1250,10 @@ class Connection:
             if sent is None:
                 continue
             if sent.sacked:
-                later.append(sent.xmit)
-            elif later and sum(1 for x in later if x > sent.xmit) >= threshold:
+                later.append((sent.xmit, sent.sent_at))
+                continue
+            newer = [at for x, at in later if x > sent.xmit]
+            if len(newer) >= threshold or (newer and max(newer) - sent.sent_at >= reo):
                 lost.append((s, sent))
         resent = False
         for s, sent in reversed(lost):

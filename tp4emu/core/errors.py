@@ -33,14 +33,28 @@ def _reason(reason: int) -> DRReason | int:
 class ConnectionRejected(ConnectionRefusedError, TP4Error):
     """The peer answered our CR with a DR: the connection was refused.
 
+    Also raised when the CR got no usable answer (*by_peer* False): the peer
+    answered with something else than a CC or a DR, or the network failed;
+    *reason* is then the DR reason that fits (no DR came).
+
     Attributes:
         reason: the DR reason code (a :class:`DRReason` when known).
         data: the DR's user data (at most 64 octets).
+        by_peer: True when the peer sent a DR; False when we gave up on the
+            answer (there was no DR).
     """
 
-    def __init__(self, reason: int, data: bytes = b"", message: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: int,
+        data: bytes = b"",
+        message: str | None = None,
+        *,
+        by_peer: bool = True,
+    ) -> None:
         self.reason = _reason(reason)
         self.data = data
+        self.by_peer = by_peer
         name = self.reason.name if isinstance(self.reason, DRReason) else str(reason)
         # netiso: ECONNREFUSED for reasons 2, 135, 136; ECONNABORTED for the others.
         code = errno.ECONNREFUSED if reason in (2, 135, 136) else errno.ECONNABORTED

@@ -11,6 +11,19 @@ then also completes the CR/CC exchange before ``accept()`` returns. So:
   the client sees *after* its connect succeeded;
 * ``confirm()`` is a no-op.
 
+Unless the listener was made with ``listen(..., auto_confirm=False)``: its
+``accept()`` returns connections CONFIRMING, their CR read (``connect_data``,
+the TSAPs, ``getpeername()``) and not yet answered; ``confirm(data)`` sends
+the CC, with *data* in its header (an RDP server's RDP_NEG_RSP), and
+``reject(reason)`` a DR, which the client sees as the refusal of its
+``connect()``. ``send()`` and ``receive()`` confirm first, as over TP4.
+
+RDP peers (FreeRDP, xrdp, mstsc) put a cookie and negotiation structures in
+the CR's and the CC's header where X.224 wants parameters: the engine takes
+them as connect and confirm data (see :mod:`tp4emu.core.class0`), and
+``connect(..., data=..., propose_tpdu_size=False)`` sends the CR an RDP client
+sends (docs/rdp.md).
+
 The protocol is the sans-IO engine :class:`~tp4emu.core.class0.Class0Connection`
 (TPKT + class 0 TPDUs: CR/CC with TSAPs and TPDU size ≤ 2048, DT with EOT
 segmentation and reassembly, DR, ER; bad input closes the connection, after
@@ -106,7 +119,7 @@ class TCPConnectFailed(ConnectionRejected):
 
     A :class:`~tp4emu.core.errors.ConnectionRejected`, so that code catching
     refusals catches this one too; its ``reason`` is 3 (ADDRESS_UNKNOWN), but
-    no peer said so. ``errno`` and ``strerror`` are those of the TCP connect
+    no peer said so (``by_peer`` is False). ``errno`` and ``strerror`` are those of the TCP connect
     (e.g. ``ECONNREFUSED``: nothing listens on the port), the OSError itself
     is :attr:`os_error` (and ``__cause__``).
     """
@@ -126,7 +139,7 @@ class TCPConnectFailed(ConnectionRejected):
             text = f"connection refused (TCP): nothing listens on {_format_address(peer)}"
         else:
             text = f"TCP connect to {_format_address(peer)} failed: {first.strerror or first}"
-        super().__init__(DRReason.ADDRESS_UNKNOWN, message=text)
+        super().__init__(DRReason.ADDRESS_UNKNOWN, message=text, by_peer=False)
         self.errno = first.errno
         self.strerror = text
 
@@ -239,7 +252,8 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
     """A class 0 transport connection over one TCP connection (RFC 1006).
 
     Drives one :class:`~tp4emu.core.class0.Class0Connection` (:attr:`engine`),
-    already OPEN when this is created.
+    OPEN when this is created, or CONFIRMING (its CR not yet answered) for a
+    listener without ``auto_confirm``.
     """
 
     def __init__(
@@ -264,6 +278,7 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         self._on_close = on_close  # called once, when the TCP connection is closed
         self._send_lock = trio.StrictFIFOLock()
         self._receiving = False
+        self._decided = trio.Event()  # set once confirmed or closed (for _expire)
         try:
             self._peer: tuple[str, int] = tuple(stream.socket.getpeername()[:2])
             self._local: tuple[str, int] = tuple(stream.socket.getsockname()[:2])
@@ -275,7 +290,8 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
 
     @property
     def state(self) -> State:
-        """OPEN until released; then CLOSED. There is no CONFIRMING over TCP."""
+        """OPEN until released; then CLOSED. CONFIRMING (from a listener
+        without ``auto_confirm``) until confirmed or rejected."""
         return self.engine.state
 
     @property
@@ -300,8 +316,8 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         return self.engine.remote_ref
 
     def getpeername(self) -> tuple[str, int]:
-        """The peer's (host, port). Raises OSError(ENOTCONN) once closed."""
-        if self.engine.state is not State.OPEN:
+        """The peer's (host, port), also while CONFIRMING. Raises OSError(ENOTCONN) once closed."""
+        if self.engine.state not in (State.OPEN, State.CONFIRMING):
             raise OSError(errno.ENOTCONN, "transport connection is not connected")
         return self._peer
 
@@ -346,13 +362,54 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         return terminated
 
     async def confirm(self, data: bytes = b"") -> None:
-        """A no-op: over TCP the connection was confirmed before ``accept()`` returned."""
+        """Confirm a CONFIRMING connection: the CC goes out, *data* in its header.
+
+        A no-op on a connection already OPEN (from a listener with
+        ``auto_confirm``: confirmed before ``accept()`` returned).
+
+        Raises:
+            ValueError: *data* does not fit the CC's header (254 octets with
+                the parameters), nothing sent.
+            LocalProtocolError: *data* given for a connection already confirmed.
+            Disconnected: the TCP connection broke while the CC was sent.
+        """
         await trio.lowlevel.checkpoint()
         self._check()
+        engine = self.engine
+        if engine.state is not State.CONFIRMING:
+            if data:
+                raise LocalProtocolError(
+                    "the connection was confirmed before accept() returned: "
+                    "listen(..., auto_confirm=False) lets the CC carry data"
+                )
+            return
+        engine.accept(data)  # ValueError: nothing changed
+        raw = engine.data_to_send()
+        self._after()
+        self._decided.set()
+        engine.stats.connections_opened += 1  # the endpoint's counters
+        async with self._send_lock:
+            try:
+                await self._stream.send_all(raw)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                engine.send_failed()
+                self._after()
+                await self._close()
+                raise self.error or Disconnected(
+                    DRReason.PROTOCOL_ERROR, by_peer=False, message="TCP connection broken"
+                ) from exc
 
     async def reject(self, reason: int = DRReason.NORMAL, data: bytes = b"") -> None:
-        """Tear down the (already established) connection: DR, then the TCP close."""
-        if self.engine.state is State.OPEN:
+        """Refuse a CONFIRMING connection (a DR with *reason* and *data*, then
+        the TCP close); tear down an established one the same way."""
+        if self.engine.state is State.CONFIRMING:
+            self.engine.refuse(reason, data)
+            raw = self.engine.data_to_send()
+            self._after()
+            self.engine.stats.connections_refused += 1  # the endpoint's counters
+            await _send_quietly(self._stream, raw)
+            await self._linger()
+        elif self.engine.state is State.OPEN:
             self.engine.disconnect(reason, data)
             raw = self.engine.data_to_send()
             self._after()
@@ -371,10 +428,13 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
                 pass
 
     async def send(self, value: bytes | bytearray | memoryview) -> None:
-        """Send one TSDU as class 0 DTs (the last one with EOT)."""
+        """Send one TSDU as class 0 DTs (the last one with EOT); confirms a
+        CONFIRMING connection first."""
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check()
         engine = self.engine
+        if engine.state is State.CONFIRMING:
+            await self.confirm()
         if engine.state is not State.OPEN:
             raise Disconnected(
                 DRReason.NORMAL,
@@ -405,7 +465,7 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         raise LocalProtocolError("expedited data does not exist in class 0 (RFC 1006)")
 
     async def receive(self) -> bytes:
-        """Receive one whole TSDU.
+        """Receive one whole TSDU (confirms a CONFIRMING connection first).
 
         Raises:
             trio.EndOfChannel: the peer closed the TCP connection (normal release).
@@ -416,6 +476,8 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         self._receiving = True
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
+            if self.engine.state is State.CONFIRMING:
+                await self.confirm()
             while True:
                 self._check()
                 tsdu = self.engine.receive()
@@ -453,8 +515,25 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
         if self._after():
             await self._close()  # sends the ER first, when there is one
 
+    async def _expire(self, timeout: float) -> None:
+        """Refuse the connection (a DR of ``Config.confirm_timeout_reason``)
+        when it is still CONFIRMING after *timeout* seconds
+        (``Config.confirm_timeout``); the user's later calls raise ``Disconnected``."""
+        with trio.move_on_after(timeout):
+            await self._decided.wait()
+            return
+        if self.engine.state is State.CONFIRMING:
+            self.engine.timeout()
+            raw = self.engine.data_to_send()
+            self._after()
+            self.engine.stats.connections_refused += 1  # the endpoint's counters
+            await _send_quietly(self._stream, raw)
+            await self._linger()
+            await self._close()
+
     async def _close(self) -> None:
         """Write what the engine has left (an ER), then close the TCP connection."""
+        self._decided.set()
         self.engine.close()
         raw = self.engine.data_to_send()
         self._after()
@@ -468,19 +547,28 @@ class TCPConnection(ConnectionFacts, trio.abc.Channel[bytes]):
             await self._stream.aclose()
 
     async def aclose(self) -> None:
-        """Release: close the TCP connection (class 0's normal release)."""
+        """Release: close the TCP connection (class 0's normal release). A
+        CONFIRMING connection is refused first (DR reason 128)."""
         self.closed_by_user = True
         with trio.CancelScope(shield=True):
-            await self._close()
+            if self.engine.state is State.CONFIRMING:
+                self.engine.refuse(DRReason.NORMAL)
+                self.engine.stats.connections_refused += 1  # the endpoint's counters
+            await self._close()  # sends the DR
 
 
 class TCPListener(trio.abc.Listener[TCPConnection]):
-    """Connections for one called TSAP; they arrive already OPEN."""
+    """Connections for one called TSAP; they arrive already OPEN (with
+    *auto_confirm*), or CONFIRMING."""
 
-    def __init__(self, endpoint: TCPEndpoint, tsap: bytes | None, backlog: int) -> None:
+    def __init__(
+        self, endpoint: TCPEndpoint, tsap: bytes | None, backlog: int, auto_confirm: bool = True
+    ) -> None:
         self._ep = endpoint
         self.tsap = tsap
         self.backlog = backlog
+        self.auto_confirm = auto_confirm
+        """Whether the CC goes out before ``accept()`` returns the connection."""
         self._send, self._receive = trio.open_memory_channel[TCPConnection](backlog)
         self.closed = False
 
@@ -490,7 +578,8 @@ class TCPListener(trio.abc.Listener[TCPConnection]):
         return self._send.statistics().current_buffer_used >= self.backlog
 
     async def accept(self) -> TCPConnection:
-        """The next connection, already OPEN (TCP handshake and CR/CC done)."""
+        """The next connection: OPEN (TCP handshake and CR/CC done), or, without
+        *auto_confirm*, CONFIRMING (the CR read, its answer up to the caller)."""
         if self.closed:
             raise trio.ClosedResourceError("listener is closed")
         try:
@@ -539,6 +628,7 @@ class TCPEndpoint:
         self._conns: set[TCPConnection] = set()  # open, not yet closed
         self._serving: set[trio.CancelScope] = set()  # tasks serving incoming ones before CR/CC
         self._accept_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None  # the accept loop's, for confirm timers
         self._closed = False
 
     def getsockname(self) -> tuple[str, int]:
@@ -564,17 +654,27 @@ class TCPEndpoint:
         if self._closed:
             raise trio.ClosedResourceError("the endpoint is closed")
 
-    def listen(self, tsap: bytes | None = None, backlog: int | None = None) -> TCPListener:
+    def listen(
+        self, tsap: bytes | None = None, backlog: int | None = None, *, auto_confirm: bool = True
+    ) -> TCPListener:
         """Serve CRs for *tsap* (None: any TSAP not served by another listener).
 
-        Raises LocalProtocolError on an endpoint opened with ``listen=False``.
+        With *auto_confirm* (the default) the CC goes out before ``accept()``
+        returns the connection, OPEN. Without, ``accept()`` returns it
+        CONFIRMING: the caller reads the CR (``connect_data``, the TSAPs,
+        ``getpeername()``) and answers with ``confirm(data)`` or ``reject()``;
+        one not answered within ``Config.confirm_timeout`` is refused (a DR of
+        ``confirm_timeout_reason``), as over TP4. A CR that cannot be accepted
+        (no class 0, a CC too long) or that comes while *backlog* connections
+        wait is refused at once either way. Raises LocalProtocolError on an
+        endpoint opened with ``listen=False``.
         """
         self._check_open()
         if not self._tcp:
             raise LocalProtocolError("this endpoint was opened with listen=False: it only connects")
         if tsap in self._listeners:
             raise ValueError(f"a listener for TSAP {tsap!r} exists already")
-        listener = TCPListener(self, tsap, backlog or self.config.default_backlog)
+        listener = TCPListener(self, tsap, backlog or self.config.default_backlog, auto_confirm)
         self._listeners[tsap] = listener
         return listener
 
@@ -606,19 +706,37 @@ class TCPEndpoint:
         called_tsap: bytes | None = None,
         calling_tsap: bytes | None = None,
         data: bytes = b"",
+        propose_tpdu_size: bool = True,
     ) -> TCPConnection:
         """TCP connect (from this endpoint's host), then CR/CC. Raises ConnectionRejected on a DR.
 
-        Class 0 carries no connect data: *data* must be empty. Raises
-        ValueError, before connecting, when the TSAPs do not fit a CR, and
-        :class:`TCPConnectFailed` (a ConnectionRejected) when the TCP
-        connection itself cannot be opened.
+        Args:
+            peer: the server's (host, port).
+            called_tsap: the CR's called TSAP-ID (None: no parameter).
+            calling_tsap: the CR's calling TSAP-ID (None: no parameter).
+            data: connect data. X.224 allows none in class 0; RDP carries its
+                cookie and RDP_NEG_REQ in the CR's header after the
+                parameters, and so does *data* (docs/rdp.md). The CC's data
+                (an RDP_NEG_RSP) is the connection's ``confirm_data``.
+            propose_tpdu_size: send the TPDU size parameter (proposing
+                ``min(max_tpdu_size, 2048)``); False: none, the size is then
+                128, as RDP clients do (xrdp refuses a CR with one).
+
+        Raises:
+            ValueError: before connecting, when the TSAPs and *data* do not fit
+                a CR header (254 octets).
+            ConnectionRejected: a DR came (``by_peer``), or no usable answer.
+            TCPConnectFailed: a ConnectionRejected (``by_peer`` False): the
+                TCP connection itself could not be opened.
         """
         self._check_open()
-        if data:
-            raise ValueError("class 0 (RFC 1006) carries no connect data")
         engine = self._engine(Role.INITIATOR)
-        engine.connect(called_tsap=called_tsap, calling_tsap=calling_tsap)
+        engine.connect(
+            called_tsap=called_tsap,
+            calling_tsap=calling_tsap,
+            propose_tpdu_size=propose_tpdu_size,
+            data=data,
+        )
         try:
             host = self.getsockname()[0]
             local = None if host in ("0.0.0.0", "::") else host
@@ -671,6 +789,7 @@ class TCPEndpoint:
     async def _accept_loop(self, nursery: trio.Nursery) -> None:
         # Not trio.serve_listeners: its handler's return closes the stream, and
         # ours returns as soon as the connection is handed to a listener.
+        self._nursery = nursery
         with trio.CancelScope() as self._accept_scope:
             if self._closed:
                 return
@@ -758,10 +877,12 @@ class TCPEndpoint:
             engine.refuse(DRReason.SESSION_NOT_ATTACHED)
         elif engine.refusal is None and listener.full:
             engine.refuse(DRReason.CONGESTION)
-        else:
+        elif listener.auto_confirm or engine.refusal is not None:
             engine.accept()  # a CC, or a DR when the CR cannot be accepted
         raw = engine.data_to_send()
         capture.record(engine)
+        if engine.state is State.CONFIRMING and listener is not None:
+            return self._hand_over(engine, stream, capture, listener)
         if engine.state is not State.OPEN or listener is None:
             self._stats.connections_refused += 1
             await _send_quietly(stream, raw)
@@ -777,6 +898,22 @@ class TCPEndpoint:
             return False
         self._stats.connections_opened += 1
         self._conns.add(conn)
+        return True
+
+    def _hand_over(
+        self,
+        engine: Class0Connection,
+        stream: trio.SocketStream,
+        capture: _Capture,
+        listener: TCPListener,
+    ) -> bool:
+        """Queue a CONFIRMING connection to *listener* (room was checked), with
+        its ``confirm_timeout``; True."""
+        conn = self._connection(engine, stream, capture, incoming=True)
+        listener._send.send_nowait(conn)
+        self._conns.add(conn)
+        assert self._nursery is not None  # the accept loop runs: it accepted this one
+        self._nursery.start_soon(conn._expire, self.config.confirm_timeout)
         return True
 
 
