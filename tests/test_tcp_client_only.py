@@ -112,6 +112,7 @@ async def test_tcp_refusal_is_a_tcp_connect_failed(listen: bool) -> None:
     assert str(exc) == f"[Errno {errno.ECONNREFUSED}] {text}"
     assert exc.strerror == text
     assert exc.reason == DRReason.ADDRESS_UNKNOWN  # what ConnectionRejected handlers see
+    assert exc.by_peer is False  # no DR came
     assert isinstance(exc.os_error, OSError) and exc.__cause__ is exc.os_error
     assert exc.peer == (HOST, port)
     assert tp4emu.TCPConnectFailed is TCPConnectFailed
@@ -128,6 +129,7 @@ async def test_a_dr_is_still_a_plain_connection_rejected() -> None:
             with pytest.raises(ConnectionRejected) as info:
                 await client.connect(server.getsockname(), called_tsap=b"nobody")
     assert type(info.value) is ConnectionRejected
+    assert info.value.by_peer is True
     assert info.value.reason == DRReason.SESSION_NOT_ATTACHED
 
 
