@@ -227,13 +227,33 @@ def test_error_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert [t["type"] for t in obj["tpdus"]] == ["AK"]
 
 
-def test_invalid_hex(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["decode", "04f0zz", "--json"]) == 1
-    (obj,) = _json_lines(capsys.readouterr().out)
-    assert obj["error"].startswith("invalid hex")
-    assert obj["reason"] is None and obj["cause"] is None
-    assert main(["decode", "04f"]) == 1
-    assert "odd number of hex digits" in capsys.readouterr().out
+def test_invalid_hex_argument_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A HEX argument that is not hex: one line on stderr, nothing on stdout, status 2
+    (even when other arguments are fine: nothing is decoded)."""
+    assert main(["decode", CR_HEX, "04f0zz", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "tp4emu decode: HEX argument 2: not hex: 'z' in '04f0zz'\n"
+    assert main(["decode", "04f"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "tp4emu decode: HEX argument 1: odd number of hex digits (3) in '04f'\n"
+    )
+
+
+def test_invalid_hex_on_stdin_is_a_datagram_that_fails(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("04f0zz\n0460000105\n"))
+    assert main(["decode", "--json"]) == 1
+    bad, good = _json_lines(capsys.readouterr().out)
+    assert bad["error"].startswith("invalid hex")
+    assert bad["reason"] is None and bad["cause"] is None
+    assert good["tpdus"][0]["type"] == "AK"
+
+
+def test_parse_hex() -> None:
     with pytest.raises(ValueError):
         parse_hex("0g")
     assert parse_hex(" 0x04:F0 00 01\t82 ") == bytes.fromhex("04f0000182")

@@ -37,7 +37,13 @@ async def test_run_demo_all_six_checks() -> None:
         result = await run_demo()
     assert_all_ok(result)
     assert set(result.timelines) == {"tp4", "tcp"}
-    assert result.statistics == {"server retransmissions": 0, "datagrams lost (injected)": 0}
+    assert list(result.statistics) == [
+        "server retransmissions",
+        "client retransmissions",
+        "datagrams lost (injected)",
+    ]
+    assert result.statistics["server retransmissions"] == 0
+    assert result.statistics["datagrams lost (injected)"] == 0
     # What the checks rest on, seen directly.
     tp4_a = result.outcomes[("tp4", "127.0.0.1")]
     tcp_a = result.outcomes[("tcp", "127.0.0.1")]
@@ -50,6 +56,24 @@ async def test_run_demo_all_six_checks() -> None:
     assert "accept() returned, state CONFIRMING" in tp4_rows
     tcp_rows = [what for _, who, what in result.timelines["tcp"].rows if who == "server"]
     assert "accept() returned, state OPEN" in tcp_rows
+
+
+async def test_run_demo_counts_and_shows_the_clients_retransmissions() -> None:
+    """The server decides after 0.6 s; the client's CR timer (0.25 s) fires before:
+    the client's retransmissions are counted, and the timeline shows the CR
+    arriving again as a retransmission, not as a new CR."""
+    with trio.fail_after(30):
+        result = await run_demo(decide_delay=0.6)
+    assert_all_ok(result)
+    assert result.statistics["client retransmissions"] >= 1
+    server_rows = [what for _, who, what in result.timelines["tp4"].rows if who == "server"]
+    crs = [row for row in server_rows if row.startswith("receives CR") and "127.0.0.1" in row]
+    assert crs[0] == "receives CR (class 4, called TSAP b'demo') from 127.0.0.1"
+    assert len(crs) >= 2
+    assert all(
+        row == "receives CR (class 4, called TSAP b'demo') again (retransmitted) from 127.0.0.1"
+        for row in crs[1:]
+    ), crs
 
 
 async def test_run_demo_with_loss() -> None:

@@ -28,7 +28,6 @@ import trio.testing
 from netsim import MemoryNetwork
 
 from tp4emu.api import serve
-from tp4emu.cli import apps
 from tp4emu.cli.apps import AccessList, run_server
 from tp4emu.core import Config
 from tp4emu.transport.udp import TP4Connection, open_udp_endpoint
@@ -81,18 +80,12 @@ async def _attempt(ep, results: list[bool]) -> float:
 
 @pytest.mark.parametrize("app", ["serve_auto_confirm", "access_list_rejects"])
 async def test_a_genuine_client_gets_in_during_and_right_after_a_cr_flood(
-    app: str, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    app: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     config = Config()
     with trio.fail_after(120):
         async with MemoryNetwork.open(seed=1, record=True) as net:
             server_sock = net.socket(SERVER)
-
-            async def open_server(stack, local, cfg, pcap_path, transport):  # type: ignore[no-untyped-def]
-                ep = open_udp_endpoint(local, config=cfg, socket=server_sock)
-                return await stack.enter_async_context(ep)
-
-            monkeypatch.setattr(apps, "_open", open_server)
             async with (
                 open_udp_endpoint(CLIENT, config=config, socket=net.socket(CLIENT)) as client,
                 trio.open_nursery() as nursery,
@@ -102,7 +95,14 @@ async def test_a_genuine_client_gets_in_during_and_right_after_a_cr_flood(
                 else:  # the CLI's access-list echo server, denying the flood's 10/8
                     access = AccessList.parse([], ["10.0.0.0/8"])
                     nursery.start_soon(
-                        partial(run_server, SERVER, tsap=TSAP, access=access, out=io.StringIO())
+                        partial(
+                            run_server,
+                            SERVER,
+                            tsap=TSAP,
+                            access=access,
+                            out=io.StringIO(),
+                            socket=server_sock,
+                        )
                     )
                 await trio.sleep(0.1)
                 done = trio.Event()

@@ -8,7 +8,7 @@ runs cover everything:
 1. an exported-PDU capture (link type 252) as written by :class:`PcapWriter`:
    COTP fields, exported-PDU addresses and timestamps;
 2. an Ethernet capture of the same datagrams over UDP, decoded through
-   ``docs/wireshark/tp4emu-udp.lua`` on its default port, plus RFC 1006
+   ``tp4emu/capture/tp4emu-udp.lua`` (``LUA_SCRIPT``) on its default port, plus RFC 1006
    TPKTs on TCP port 102 and a datagram on a port the script does not bind;
 3. the same capture with the script's port preference changed.
 
@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 from scripted import Script, open_as_responder, peer_cr, with_checksum
 
-from tp4emu.capture import LINKTYPE_ETHERNET, PcapWriter, ipv4_udp_packet, read_pcap
+from tp4emu.capture import LINKTYPE_ETHERNET, LUA_SCRIPT, PcapWriter, ipv4_udp_packet, read_pcap
 from tp4emu.core import Config, Role
 from tp4emu.core.class0 import Class0Connection
 from tp4emu.wire import (
@@ -81,7 +81,7 @@ from tp4emu.wire.formats import FIXED_LENGTH
 from tp4emu.wire.tpkt import encode_tpkt
 
 ROOT = Path(__file__).resolve().parent.parent
-LUA = ROOT / "docs" / "wireshark" / "tp4emu-udp.lua"
+LUA = LUA_SCRIPT
 LUA_DEFAULT_PORT = 10200
 TIMEOUT = 120
 

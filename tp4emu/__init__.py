@@ -27,7 +27,13 @@ from .core import (
     Statistics,
     TP4Error,
 )
-from .transport.tcp import TCPConnection, TCPEndpoint, TCPListener, open_tcp_endpoint
+from .transport.tcp import (
+    TCPConnectFailed,
+    TCPConnection,
+    TCPEndpoint,
+    TCPListener,
+    open_tcp_endpoint,
+)
 from .transport.udp import (
     DatagramSocket,
     LossyUDPSocket,
@@ -53,6 +59,7 @@ __all__ = [
     "LossyUDPSocket",
     "State",
     "Statistics",
+    "TCPConnectFailed",
     "TCPConnection",
     "TCPEndpoint",
     "TCPListener",

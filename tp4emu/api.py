@@ -169,6 +169,7 @@ def open_endpoint(
     config: Config | None = ...,
     pcap: Any = ...,
     socket: DatagramSocket | None = ...,
+    listen: bool = ...,
 ) -> AbstractAsyncContextManager[TP4Endpoint]: ...
 
 
@@ -179,6 +180,7 @@ def open_endpoint(
     transport: Literal["tcp"],
     config: Config | None = ...,
     pcap: Any = ...,
+    listen: bool = ...,
 ) -> AbstractAsyncContextManager[TCPEndpoint]: ...
 
 
@@ -190,6 +192,7 @@ def open_endpoint(
     config: Config | None = ...,
     pcap: Any = ...,
     socket: DatagramSocket | None = ...,
+    listen: bool = ...,
 ) -> AbstractAsyncContextManager[TP4Endpoint | TCPEndpoint]: ...
 
 
@@ -200,6 +203,7 @@ def open_endpoint(
     config: Config | None = None,
     pcap: Any = None,
     socket: DatagramSocket | None = None,
+    listen: bool = True,
 ) -> AbstractAsyncContextManager[TP4Endpoint | TCPEndpoint]:
     """Open a transport endpoint bound to *local* (an async context manager).
 
@@ -214,11 +218,16 @@ def open_endpoint(
         config: timers and limits.
         pcap: a :class:`~tp4emu.capture.PcapWriter` recording every TPDU.
         socket: a ready datagram socket (tp4 only; for tests).
+        listen: ``False`` for a client-only endpoint. tcp: no TCP listening
+            socket is opened, connections bind to the host of *local*, and
+            ``listen()`` raises :class:`~tp4emu.core.errors.LocalProtocolError`.
+            tp4: no effect (the one UDP socket carries both directions; a CR
+            that no listener serves is refused with DR reason 2).
 
     The drivers' own :func:`tp4emu.transport.udp.open_udp_endpoint` and
     :func:`tp4emu.transport.tcp.open_tcp_endpoint` take the same arguments.
     """
-    return _open_endpoint(local, transport, config, pcap, socket)
+    return _open_endpoint(local, transport, config, pcap, socket, listen)
 
 
 @asynccontextmanager
@@ -228,6 +237,7 @@ async def _open_endpoint(
     config: Config | None,
     pcap: Any,
     socket: DatagramSocket | None,
+    listen: bool = True,
 ) -> AsyncIterator[TP4Endpoint | TCPEndpoint]:
     if transport == "tp4":
         async with open_udp_endpoint(local, config=config, pcap=pcap, socket=socket) as ep:
@@ -235,7 +245,7 @@ async def _open_endpoint(
     elif transport == "tcp":
         if socket is not None:
             raise ValueError("socket= is for the tp4 transport only")
-        async with open_tcp_endpoint(local, config=config, pcap=pcap) as tcp_ep:
+        async with open_tcp_endpoint(local, config=config, pcap=pcap, listen=listen) as tcp_ep:
             yield tcp_ep
     else:
         raise ValueError(f"unknown transport {transport!r}: use 'tp4' or 'tcp'")
@@ -307,7 +317,7 @@ def _peer_name(conn: Any) -> str:
         if not (isinstance(peer, tuple) and len(peer) >= 2):
             return "?"
         host, port = peer[0], peer[1]
-    return f"{host}:{port}"
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,10 +8,13 @@ Writing
     ``LINKTYPE_WIRESHARK_UPPER_PDU`` ("exported PDU"): a few tags naming the
     dissector (``ositp``, Wireshark's COTP dissector) and the UDP addresses,
     then the datagram exactly as sent (possibly several concatenated TPDUs).
-    Wireshark and tshark decode these files with no options at all. For tools
-    that do not know link type 252 (tcpdump, ...) the writer can instead
-    synthesise IPv4/UDP packets (link type 228) or Ethernet frames (link type
-    1); Wireshark then needs the UDP binding of ``docs/wireshark/tp4emu-udp.lua``.
+    Wireshark and tshark decode these files as COTP without a script (to
+    keep their heuristic dissectors off the user data, run ``tp4emu wireshark
+    FILE``: docs/wireshark.md). For tools that do not know link type 252
+    (tcpdump, ...) the writer can instead synthesise IPv4/UDP packets (link
+    type 228) or Ethernet frames (link type 1); Wireshark then needs the UDP
+    binding of ``tp4emu-udp.lua``, which ships in this package
+    (:data:`LUA_SCRIPT`).
 
 Reading
     :func:`read_pcap` yields a :class:`PcapRecord` per transport payload of a
@@ -33,14 +36,23 @@ after every record before the fault has been yielded; malformed packets
 inside a well-formed file are skipped.
 """
 
+from pathlib import Path
+
 from .exported import ExportedPdu, exported_pdu_tags, parse_exported_pdu
 from .formats import *  # noqa: F403
 from .formats import __all__ as _formats_all
 from .reader import read_pcap
 from .writer import PcapWriter, ipv4_udp_packet
 
+LUA_SCRIPT = Path(__file__).with_name("tp4emu-udp.lua")
+"""The Wireshark Lua script that binds the COTP dissector to UDP port 10200
+(a preference, ``tp4emu.ports``): ``tshark -X lua_script:PATH``. Needed for
+live captures and other plain captures, not for the exported-PDU files that
+:class:`PcapWriter` writes by default."""
+
 __all__ = [
     *_formats_all,
+    "LUA_SCRIPT",
     "ExportedPdu",
     "PcapWriter",
     "exported_pdu_tags",

@@ -15,23 +15,38 @@ Subcommands:
     Decode TPDUs from hex arguments (one datagram per argument), from stdin
     (one datagram per line) or from a capture file (``--pcap``), and print
     them one line per TPDU, or one JSON object per datagram (``--json``).
+``wireshark``
+    Open a capture in tshark (or Wireshark) with the options that show it
+    cleanly (:mod:`tp4emu.cli.wireshark`).
+
+Exit status: 0 on success; 2 when the command line is wrong (one line on
+stderr, or argparse's usage and error for unknown options); 1 when the
+command could not be carried out (an address in use, a file that cannot be
+written, a refused connection: one line); 130 when interrupted (Ctrl-C,
+no traceback).
+
+Options may come before, between or after the positional arguments; ``--``
+ends the options (``tp4emu connect HOST:PORT -- -a-message``).
 
 Adding a subcommand: write ``_add_<name>_parser(subparsers, common)`` that
 creates its parser (``parents=[common]`` gives it the shared options) and sets
 ``func=_cmd_<name>``, call it from :func:`build_parser`, and write
-``_cmd_<name>(args) -> int`` returning the exit status.
+``_cmd_<name>(args) -> int`` returning the exit status (raise
+:class:`~tp4emu.cli.apps.CommandError` for a one-line failure).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shlex
 import string
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from ..wire.describe import (
     DEFAULT_DATA_LIMIT,
@@ -42,56 +57,25 @@ from ..wire.describe import (
 )
 from ..wire.errors import TPDUError
 from ..wire.tpdu import TPDU, _decode_one, decode
+from .errors import CommandError
+from .output import Printer
 
-__all__ = ["build_parser", "main"]
+__all__ = ["CommandError", "Printer", "build_parser", "main", "version"]
 
 PROG = "tp4emu"
 
-# ---------------------------------------------------------------- output
+T = TypeVar("T")
 
 
-class Printer:
-    """Writes lines to a text stream, with rich colours only on a terminal.
+def version() -> str:
+    """The installed distribution's version (the package's own when not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
-    ``color`` is ``"auto"`` (colours when the stream is a TTY and ``NO_COLOR``
-    is not set), ``"always"`` or ``"never"``. Without colours the lines are
-    written with :func:`print` exactly as given, so the output stays greppable.
-    """
-
-    def __init__(self, stream: TextIO, color: str = "auto") -> None:
-        self.stream = stream
-        if color == "always":
-            enabled = True
-        elif color == "never":
-            enabled = False
-        else:
-            isatty = getattr(stream, "isatty", None)
-            enabled = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
-        self._console: Any = None
-        if enabled:
-            from rich.console import Console
-
-            self._console = Console(
-                file=stream,
-                force_terminal=True,
-                soft_wrap=True,
-                highlight=False,
-                markup=False,
-                emoji=False,
-            )
-
-    def line(self, text: str, style: str | None = None, *, head: str | None = None) -> None:
-        """Write *text*; *style* colours it, *head* is a prefix in bold (on a TTY)."""
-        if self._console is None:
-            print(text if head is None else head + text, file=self.stream)
-            return
-        from rich.text import Text
-
-        out = Text()
-        if head is not None:
-            out.append(head, style="bold")
-        out.append(text, style=style or "")
-        self._console.print(out)
+    try:
+        return dist_version("tp4emu")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return str(getattr(sys.modules.get("tp4emu"), "__version__", "unknown"))
 
 
 # ---------------------------------------------------------------- parser
@@ -103,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="ISO 8073 / X.224 transport class 4 over UDP: tools.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--color",
@@ -115,27 +100,87 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(subparsers, common)
     _add_serve_parser(subparsers, common)
     _add_connect_parser(subparsers, common)
+    _add_wireshark_parser(subparsers, common)
     from .ladder import add_ladder_parser
 
     add_ladder_parser(subparsers, common)
     return parser
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _parse_command(sub: argparse.ArgumentParser, tokens: list[str]) -> argparse.Namespace:
+    """Parse one subcommand's arguments: options anywhere, ``--`` ends them.
+
+    What follows ``--`` goes to the subcommand's list positional (``nargs="*"``).
+    Errors print the subcommand's usage (exit status 2).
+    """
+    before, after = tokens, []
+    if "--" in tokens:
+        i = tokens.index("--")
+        before, after = tokens[:i], tokens[i + 1 :]
+    try:
+        args, extras = sub.parse_known_intermixed_args(before)
+    except TypeError:  # a parser that intermixed parsing cannot take
+        args, extras = sub.parse_known_args(before)
+    if extras:
+        sub.error(f"unrecognized arguments: {' '.join(extras)}")
+    if after:
+        rest = [a for a in sub._actions if not a.option_strings and a.nargs in ("*", "+")]
+        if not rest:
+            sub.error(f"unrecognized arguments: {' '.join(after)}")
+        dest = rest[-1].dest
+        setattr(args, dest, [*(getattr(args, dest) or []), *after])
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
-    if extras:
-        # argparse cannot take `connect ADDR --tsap T MSG...`: messages after options.
-        if getattr(args, "command", None) != "connect" or any(x.startswith("-") for x in extras):
-            parser.error(f"unrecognized arguments: {' '.join(extras)}")
-        args.target += extras
+    commands = _subcommands(parser)
+    if argv and argv[0] in commands:
+        args = _parse_command(commands[argv[0]], argv[1:])
+        args.command = argv[0]
+    else:
+        args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    return _run(func, args)
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Call the subcommand; turn its failures into one line and an exit status."""
     try:
-        status: int = func(args)
+        try:
+            return func(args)
+        except BaseExceptionGroup as group:
+            leaves = list(_leaves(group))
+            if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+                raise KeyboardInterrupt from None
+            if len(leaves) == 1 and isinstance(leaves[0], Exception):
+                raise leaves[0] from None
+            raise
+    except KeyboardInterrupt:
+        return 130
+    except CommandError as exc:
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        return exc.status
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly.
         try:
@@ -144,9 +189,42 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 1
-    except KeyboardInterrupt:
-        return 130
-    return status
+    except OSError as exc:  # what the system refused, and no one caught before
+        print(f"{PROG} {args.command}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _usage_error(message: str) -> CommandError:
+    return CommandError(message, 2)
+
+
+def _checked(parse: Callable[[], T]) -> T:
+    """*parse()*, its ValueError a usage error (one line, exit status 2)."""
+    try:
+        return parse()
+    except ValueError as exc:
+        raise _usage_error(str(exc)) from None
+
+
+def _with_pcap_hint(pcap_path: str | None, run: Callable[[], T]) -> T:
+    """*run()*; then, when it wrote *pcap_path*, one line on stderr telling how
+    to open it (also after Ctrl-C; not when the command could not start)."""
+    from .wireshark import pcap_hint
+
+    def hint() -> None:
+        line = pcap_hint(pcap_path) if pcap_path else None
+        if line:
+            print(line, file=sys.stderr)
+
+    try:
+        result = run()
+    except CommandError:
+        raise
+    except BaseException:
+        hint()
+        raise
+    hint()
+    return result
 
 
 # ---------------------------------------------------------------- demo
@@ -187,27 +265,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import render, run_demo
 
     if not 0.0 <= args.loss < 1.0:
-        print(f"{PROG} demo: --loss must be in [0, 1)", file=sys.stderr)
-        return 2
+        raise _usage_error(f"--loss must be in [0, 1), got {args.loss:g}")
+    if not 0.0 <= args.decide_delay <= 10.0:
+        raise _usage_error(f"--decide-delay must be in [0, 10] seconds, got {args.decide_delay:g}")
     from .ladder import DemoRecorder, write_demo_ladders
 
-    recorder = DemoRecorder() if args.ladder else None
-    result = trio.run(
-        lambda: run_demo(
-            loss=args.loss,
-            seed=args.seed,
-            pcap_path=args.pcap,
-            decide_delay=args.decide_delay,
-            recorder=recorder,
-        )
-    )
     color = {"always": True, "never": False}.get(args.color)
     console = Console(force_terminal=color, no_color=color is False, highlight=False)
-    render(result, console)
-    if recorder is not None:
-        for path in write_demo_ladders(args.ladder, result, recorder):
-            console.print(f"ladder written: {path}", soft_wrap=True, markup=False)
-    return 0 if result.ok else 1
+    recorder = DemoRecorder() if args.ladder else None
+
+    def run() -> int:
+        result = trio.run(
+            lambda: run_demo(
+                loss=args.loss,
+                seed=args.seed,
+                pcap_path=args.pcap,
+                decide_delay=args.decide_delay,
+                recorder=recorder,
+            )
+        )
+        render(result, console)
+        if recorder is not None:
+            for path in write_demo_ladders(args.ladder, result, recorder):
+                console.print(f"ladder written: {path}", soft_wrap=True, markup=False)
+        return 0 if result.ok else 1
+
+    return _with_pcap_hint(args.pcap, run)
 
 
 # ------------------------------------------------------- serve and connect
@@ -221,20 +304,25 @@ def _add_serve_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description=(
             "Accept TP4 connections; each is still CONFIRMING when accepted: print the peer "
             "(getpeername), check it against the access list, reject it with a DR or confirm "
-            "it by receiving, then echo every TSDU. One line per event; runs until interrupted."
+            "it by receiving, then echo every TSDU. CRs the endpoint refuses before any "
+            "accept (no listener for the called TSAP, backlog full) are printed too. One "
+            "line per event; runs until interrupted (Ctrl-C: exit status 130)."
         ),
     )
     p.add_argument(
         "--listen",
         required=True,
         metavar="HOST:PORT",
-        help="address to bind (UDP, or TCP with tcp)",
+        help="address to bind (UDP, or TCP with tcp; [::1]:PORT for IPv6; port 0: any)",
     )
     p.add_argument("--tsap", help="called TSAP to serve (text, or hex:0102); default: any")
     p.add_argument("--allow", action="append", default=[], metavar="CIDR", help="admit only these")
     p.add_argument("--deny", action="append", default=[], metavar="CIDR", help="refuse these")
     p.add_argument(
-        "--reject-reason", type=int, default=128, help="DR reason for refused peers (default 128)"
+        "--reject-reason",
+        default="128",
+        metavar="REASON",
+        help="DR reason for refused peers, a number or a name (default 128, NORMAL)",
     )
     p.add_argument("--pcap", metavar="FILE", help="record every TPDU sent and received")
     p.add_argument(
@@ -256,87 +344,191 @@ def _add_transport_option(p: argparse.ArgumentParser) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
-    from ..wire import DRReason
-    from .apps import AccessList, parse_address, parse_tsap, run_server
+    from .apps import AccessList, parse_address, parse_reason, parse_tsap, run_server
 
-    try:
-        listen = parse_address(args.listen)
-        access = AccessList.parse(args.allow, args.deny)
-        reason = DRReason(args.reject_reason)
-    except ValueError as exc:
-        print(f"{PROG} serve: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return trio.run(
+    listen = _checked(lambda: parse_address(args.listen, what="--listen"))
+    access = _checked(lambda: AccessList.parse(args.allow, args.deny))
+    reason = _checked(lambda: parse_reason(args.reject_reason))
+    tsap = _checked(lambda: parse_tsap(args.tsap))
+    if args.exit_after is not None and args.exit_after < 1:
+        raise _usage_error(f"--exit-after must be at least 1, got {args.exit_after}")
+    return _with_pcap_hint(
+        args.pcap,
+        lambda: trio.run(
             lambda: run_server(
                 listen,
-                tsap=parse_tsap(args.tsap),
+                tsap=tsap,
                 access=access,
                 reject_reason=reason,
                 pcap_path=args.pcap,
                 exit_after=args.exit_after,
                 transport=args.transport,
+                color=args.color,
             )
-        )
-    except KeyboardInterrupt:
-        return 0
+        ),
+    )
+
+
+_CONNECT_USAGE = "%(prog)s [options] HOST:PORT [MESSAGE ...]"
 
 
 def _add_connect_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "connect",
         parents=[common],
+        usage=_CONNECT_USAGE,
         help="connect to a TP4 server, send messages, print the replies",
         description=(
-            "Connect (CR), send each MESSAGE (or each line of stdin) as one TSDU and print "
-            "each reply. A rejection prints the DR reason and exits with status 1 "
-            "(2 when the CR went unanswered)."
+            "Connect (CR), send each MESSAGE as one TSDU and print each reply; without "
+            "MESSAGEs, send each line of stdin as it is typed (replies are printed as they "
+            "come) until end of input. A refusal prints the reason and exits with status 1; "
+            "no answer within --timeout exits with status 2."
         ),
     )
     p.add_argument(
-        "target", nargs="+", metavar="HOST:PORT [MESSAGE ...]", help="server, then messages"
+        "target",
+        nargs="*",
+        metavar="HOST:PORT [MESSAGE ...]",
+        help="the server ([::1]:PORT for IPv6), then the messages (after -- when one starts "
+        "with -)",
     )
     p.add_argument("--tsap", help="called TSAP (text, or hex:0102)")
     p.add_argument("--calling-tsap", help="calling TSAP (text, or hex:0102)")
     p.add_argument("--data", default="", help="connect data carried in the CR (<= 32 octets)")
+    p.add_argument(
+        "--bind",
+        metavar="HOST[:PORT]",
+        help="local address to connect from (default: any, of the server's family)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="give up when the connection is not made, or a reply does not come, within "
+        "S seconds (default 10; 0: wait as long as the protocol does)",
+    )
     p.add_argument("--pcap", metavar="FILE", help="record every TPDU sent and received")
     _add_transport_option(p)
     p.set_defaults(func=_cmd_connect)
 
 
+def _parse_bind(text: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``V6``, ``[V6]`` or ``[V6]:PORT``; port 0 when none."""
+    import ipaddress
+
+    from .apps import parse_address
+
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        if ":" not in text:  # a host without a port
+            return parse_address(f"{text}:0", what="--bind")
+        return parse_address(text, what="--bind")
+    return bare, 0
+
+
 def _cmd_connect(args: argparse.Namespace) -> int:
+    import ipaddress
+
     import trio
 
-    from .apps import parse_address, parse_tsap, run_client
+    from .apps import check_bindable, parse_address, parse_tsap, resolve_host, run_client
 
+    if not args.target:
+        raise _usage_error(
+            "missing HOST:PORT (usage: tp4emu connect [options] HOST:PORT [MESSAGE ...])"
+        )
     address, *words = args.target
-    try:
-        peer = parse_address(address)
-    except ValueError as exc:
-        print(f"{PROG} connect: {exc}", file=sys.stderr)
-        return 2
+    host, port = _checked(lambda: parse_address(address, what="server", port_zero=False))
+    tsap = _checked(lambda: parse_tsap(args.tsap))
+    calling = _checked(lambda: parse_tsap(args.calling_tsap, what="--calling-tsap"))
+    bind = _checked(lambda: _parse_bind(args.bind)) if args.bind is not None else None
+    if not (args.timeout >= 0 and math.isfinite(args.timeout)):
+        raise _usage_error(f"--timeout must be a number of seconds >= 0, got {args.timeout:g}")
     data = args.data.encode()
     if len(data) > 32:
-        print(f"{PROG} connect: --data is limited to 32 octets", file=sys.stderr)
-        return 2
-    messages = [m.encode() for m in words] if words else None
+        raise _usage_error(f"--data is limited to 32 octets, got {len(data)}")
     if args.transport == "tcp" and data:
-        print(
-            f"{PROG} connect: --data needs --transport tp4 (class 0 has no connect data)",
-            file=sys.stderr,
-        )
-        return 2
-    return trio.run(
-        lambda: run_client(
-            peer,
-            messages,
-            tsap=parse_tsap(args.tsap),
-            calling_tsap=parse_tsap(args.calling_tsap),
-            data=data,
-            pcap_path=args.pcap,
-            transport=args.transport,
-        )
+        raise _usage_error("--data needs --transport tp4 (class 0 has no connect data)")
+    peer = (resolve_host(host), port)
+    if bind is not None:
+        bind = (resolve_host(bind[0]), bind[1])
+        if ipaddress.ip_address(bind[0]).version != ipaddress.ip_address(peer[0]).version:
+            raise _usage_error(
+                f"--bind {args.bind} and the server {address} are not of the same address family"
+            )
+        check_bindable(bind[0], args.transport)
+    messages = [m.encode() for m in words] if words else None
+    return _with_pcap_hint(
+        args.pcap,
+        lambda: trio.run(
+            lambda: run_client(
+                peer,
+                messages,
+                tsap=tsap,
+                calling_tsap=calling,
+                data=data,
+                pcap_path=args.pcap,
+                transport=args.transport,
+                bind=bind,
+                timeout=args.timeout or None,
+                color=args.color,
+            )
+        ),
     )
+
+
+# ---------------------------------------------------------------- wireshark
+
+
+def _add_wireshark_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "wireshark",
+        usage="%(prog)s [options] FILE [-- TSHARK-OPTION ...]",
+        help="open a capture in tshark (or Wireshark) with the options that show it cleanly",
+        description=(
+            "Run tshark -r FILE with the heuristic dissectors that misread COTP user data "
+            "disabled (their frames would show as [Malformed Packet]), plus the Lua UDP "
+            "binding when FILE is not an exported-PDU capture as tp4emu writes them. "
+            "Options after -- go to tshark (e.g. -- -V, or -- -Y 'cotp.type == 0x08'). "
+            "The exit status is tshark's."
+        ),
+    )
+    p.add_argument("args", nargs="*", metavar="FILE", help="the capture file, then tshark options")
+    p.add_argument("--gui", action="store_true", help="run Wireshark instead of tshark")
+    p.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="print the command line instead of running it",
+    )
+    p.add_argument(
+        "--lua", action="store_true", help="print the path of the Lua UDP binding and exit"
+    )
+    p.set_defaults(func=_cmd_wireshark)
+
+
+def _cmd_wireshark(args: argparse.Namespace) -> int:
+    from ..capture import LUA_SCRIPT
+    from .wireshark import run_viewer, view_command
+
+    if args.lua:
+        print(LUA_SCRIPT)
+        return 0
+    if not args.args:
+        raise _usage_error(
+            "missing FILE (usage: tp4emu wireshark [options] FILE [-- TSHARK-OPTION ...])"
+        )
+    path, *extra = args.args
+    if args.print_only:
+        print(shlex.join(view_command(path, gui=args.gui, extra=extra)))
+        return 0
+    status, error = run_viewer(path, gui=args.gui, extra=extra)
+    if error is not None:
+        raise CommandError(error, 1)
+    return status
 
 
 # ---------------------------------------------------------------- decode
@@ -350,9 +542,10 @@ def _add_decode_parser(subparsers: Any, common: argparse.ArgumentParser) -> None
         description=(
             "Decode ISO 8073 TPDUs. Each HEX argument is one datagram (spaces and "
             "colons allowed inside, as one quoted argument); with no argument, "
-            "datagrams are read from stdin, one per line (blank lines and lines "
-            "starting with '#' are skipped); --pcap reads a capture instead. "
-            "Exit status 1 when any datagram fails to decode."
+            "datagrams are read from stdin (not a terminal), one per line (blank lines "
+            "and lines starting with '#' are skipped); --pcap reads a capture instead. "
+            "Exit status 1 when any datagram fails to decode, 2 when a HEX argument "
+            "is not hex."
         ),
     )
     p.add_argument("hex", nargs="*", metavar="HEX", help="a datagram in hex")
@@ -516,8 +709,22 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     if args.pcap is not None:
         source = _from_pcap(args.pcap, args.ports)
     elif args.hex:
-        source = _from_hex(iter(args.hex))
+        # Arguments are checked before anything is printed: bad hex there is a
+        # usage error (bad hex on stdin is a datagram that fails to decode).
+        payloads = []
+        for i, text in enumerate(args.hex):
+            try:
+                payloads.append(parse_hex(text))
+            except ValueError as exc:
+                raise _usage_error(f"HEX argument {i + 1}: {exc}") from None
+        source = (_Datagram(i, payload) for i, payload in enumerate(payloads))
     else:
+        isatty = getattr(sys.stdin, "isatty", None)
+        if sys.stdin is None or (isatty is not None and isatty()):
+            raise _usage_error(
+                "no input: give HEX arguments, --pcap FILE, or datagrams in hex on stdin"
+                " (one per line)"
+            )
         source = _from_hex(_stdin_lines(sys.stdin))
 
     failed = 0

@@ -30,6 +30,7 @@ from ..core import Config, ConnectionRejected, Disconnected
 from ..transport.udp import DatagramSocket, LossyUDPSocket
 from ..wire import AK, CC, CR, DC, DR, DT, EA, ED, ER, TPDU, TPDUError, decode
 from .apps import AccessList
+from .errors import CommandError
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -95,12 +96,17 @@ def _describe(tpdu: TPDU) -> str:
 
 
 class _Tap:
-    """Stands where a PcapWriter would: logs the server's TPDUs into the timeline."""
+    """Stands where a PcapWriter would: logs the server's TPDUs into the timeline.
+
+    A datagram identical to one already sent the same way (same peer, same
+    octets) is a retransmission, and is shown as one: ``again``.
+    """
 
     def __init__(self, timeline: Timeline, server: tuple[str, int], pcap: Any) -> None:
         self.timeline = timeline
         self.server = server
         self.pcap = pcap
+        self._seen: set[tuple[Any, Any, bytes]] = set()
 
     def write(self, data: bytes, *, src: Any, dst: Any, timestamp: float) -> None:
         if self.pcap is not None:
@@ -110,6 +116,14 @@ class _Tap:
         except TPDUError:
             return
         text = " + ".join(_describe(t) for t in tpdus)
+        key = (tuple(src), tuple(dst), bytes(data))
+        if key in self._seen:
+            # AKs and DCs are sent again in answer (to a retransmission, a
+            # window timer); the others are retransmitted by their own timer.
+            answers = all(isinstance(t, (AK, DC)) for t in tpdus)
+            repeated = "repeated" if answers else "retransmitted"
+            text += f" again ({repeated})"
+        self._seen.add(key)
         if src == self.server:
             self.timeline.log("server", f"sends {text} to {dst[0]}")
         else:
@@ -135,6 +149,7 @@ async def _run_transport(
     result.timelines[transport] = timeline
     access = AccessList.parse([ALLOWED_HOST + "/32"], [DENIED_HOST + "/32"])
     sockets: list[LossyUDPSocket] = []
+    client_retransmissions: list[int] = []
 
     def socket_for(host: str) -> DatagramSocket | None:
         if transport != "tp4":
@@ -187,9 +202,12 @@ async def _run_transport(
         async def client(name: str, host: str) -> None:
             sock = socket_for(host)
             async with open_endpoint(
-                (host, 0), transport=transport, config=config, socket=sock
+                (host, 0), transport=transport, config=config, socket=sock, listen=False
             ) as ep:
-                await run_client(name, host, ep)
+                try:
+                    await run_client(name, host, ep)
+                finally:
+                    client_retransmissions.append(ep.statistics().retransmissions)
 
         async def run_client(name: str, host: str, ep: Any) -> None:
             outcome = result.outcomes.setdefault((transport, host), Outcome())
@@ -224,6 +242,7 @@ async def _run_transport(
             stats = server.statistics()
             result.statistics = {
                 "server retransmissions": stats.retransmissions,
+                "client retransmissions": sum(client_retransmissions),
                 "datagrams lost (injected)": sum(sock.lost for sock in sockets),
             }
 
@@ -276,6 +295,7 @@ async def run_demo(
 
     *recorder* (a :class:`~tp4emu.cli.ladder.DemoRecorder`) is given every TPDU
     the server sends and receives, over TP4 and TCP, for the ladder diagrams.
+    Raises CommandError when *pcap_path* cannot be written.
     """
     config = Config(
         cr_retransmit_time=0.25,
@@ -290,7 +310,12 @@ async def run_demo(
         if pcap_path:
             from ..capture import PcapWriter
 
-            pcap = stack.enter_context(PcapWriter(pcap_path))
+            try:
+                pcap = stack.enter_context(PcapWriter(pcap_path))
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot write --pcap {pcap_path}: {exc.strerror or exc}"
+                ) from None
         for transport in ("tp4", "tcp"):
             await _run_transport(
                 transport,

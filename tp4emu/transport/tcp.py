@@ -95,6 +95,7 @@ from .stream import ConnectionFacts, TSDUStream
 
 __all__ = [
     "CLASS0_MAX_TPDU_SIZE",
+    "TCPConnectFailed",
     "TCPConnection",
     "TCPEndpoint",
     "TCPListener",
@@ -112,11 +113,48 @@ _ACCEPT_RETRY = 0.1
 """Seconds to wait before accepting again after one of those."""
 
 
+class TCPConnectFailed(ConnectionRejected):
+    """The TCP connection itself could not be opened (refused, unreachable,
+    unresolvable address, ...): no CR was sent and no DR was received.
+
+    A :class:`~tp4emu.core.errors.ConnectionRejected`, so that code catching
+    refusals catches this one too; its ``reason`` is 3 (ADDRESS_UNKNOWN), but
+    no peer said so (``by_peer`` is False). ``errno`` and ``strerror`` are those of the TCP connect
+    (e.g. ``ECONNREFUSED``: nothing listens on the port), the OSError itself
+    is :attr:`os_error` (and ``__cause__``).
+    """
+
+    def __init__(self, peer: tuple[str, int], error: OSError) -> None:
+        self.os_error = error
+        self.peer = peer
+        # trio.open_tcp_stream raises a plain OSError whose cause groups the
+        # error of each address tried: the first of those says what happened.
+        first = error
+        cause = error.__cause__
+        while isinstance(cause, BaseExceptionGroup):
+            cause = cause.exceptions[0]
+        if error.errno is None and isinstance(cause, OSError):
+            first = cause
+        if isinstance(first, ConnectionRefusedError):
+            text = f"connection refused (TCP): nothing listens on {_format_address(peer)}"
+        else:
+            text = f"TCP connect to {_format_address(peer)} failed: {first.strerror or first}"
+        super().__init__(DRReason.ADDRESS_UNKNOWN, message=text, by_peer=False)
+        self.errno = first.errno
+        self.strerror = text
+
+
+def _format_address(addr: tuple[str, int]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class _Capture:
     """Records the TPDUs of one TCP connection (without TPKT headers) in a pcap.
 
     A no-op without a writer. Link type 252 with port type TCP: Wireshark and
-    tshark decode the records as COTP with no options.
+    tshark decode the records as COTP without a script (``tp4emu wireshark``
+    adds the options that keep heuristic dissectors off the user data).
     """
 
     def __init__(self, pcap: Any, stream: trio.SocketStream) -> None:
@@ -564,14 +602,24 @@ class TCPListener(trio.abc.Listener[TCPConnection]):
 
 
 class TCPEndpoint:
-    """An RFC 1006 transport entity: a TCP listening socket plus outgoing connections."""
+    """An RFC 1006 transport entity: a TCP listening socket plus outgoing connections.
+
+    Opened with ``listen=False`` it has no listening socket: it only connects
+    (from the host of *local*), and :meth:`listen` raises.
+    """
 
     def __init__(
-        self, config: Config, listeners: list[trio.SocketListener], pcap: Any = None
+        self,
+        config: Config,
+        listeners: list[trio.SocketListener],
+        pcap: Any = None,
+        *,
+        local: tuple[str, int] = ("127.0.0.1", 0),
     ) -> None:
         self.config = config
         self._pcap = pcap
         self._tcp = listeners
+        self._local = (local[0], int(local[1]))
         self._listeners: dict[bytes | None, TCPListener] = {}
         self._stats = Statistics()  # the engines count undecodable into it
         self._budget = _Budget(config.receive_buffer_budget)
@@ -584,7 +632,10 @@ class TCPEndpoint:
         self._closed = False
 
     def getsockname(self) -> tuple[str, int]:
-        """The (host, port) the TCP listening socket is bound to."""
+        """The (host, port) the TCP listening socket is bound to (without one:
+        the *local* address given, whose host outgoing connections bind to)."""
+        if not self._tcp:
+            return self._local
         return tuple(self._tcp[0].socket.getsockname()[:2])
 
     def statistics(self) -> Statistics:
@@ -615,9 +666,12 @@ class TCPEndpoint:
         one not answered within ``Config.confirm_timeout`` is refused (a DR of
         ``confirm_timeout_reason``), as over TP4. A CR that cannot be accepted
         (no class 0, a CC too long) or that comes while *backlog* connections
-        wait is refused at once either way.
+        wait is refused at once either way. Raises LocalProtocolError on an
+        endpoint opened with ``listen=False``.
         """
         self._check_open()
+        if not self._tcp:
+            raise LocalProtocolError("this endpoint was opened with listen=False: it only connects")
         if tsap in self._listeners:
             raise ValueError(f"a listener for TSAP {tsap!r} exists already")
         listener = TCPListener(self, tsap, backlog or self.config.default_backlog, auto_confirm)
@@ -672,6 +726,8 @@ class TCPEndpoint:
             ValueError: before connecting, when the TSAPs and *data* do not fit
                 a CR header (254 octets).
             ConnectionRejected: a DR came (``by_peer``), or no usable answer.
+            TCPConnectFailed: a ConnectionRejected (``by_peer`` False): the
+                TCP connection itself could not be opened.
         """
         self._check_open()
         engine = self._engine(Role.INITIATOR)
@@ -686,9 +742,7 @@ class TCPEndpoint:
             local = None if host in ("0.0.0.0", "::") else host
             stream = await trio.open_tcp_stream(peer[0], int(peer[1]), local_address=local)
         except OSError as exc:
-            raise ConnectionRejected(
-                DRReason.ADDRESS_UNKNOWN, message=f"TCP connect failed: {exc}"
-            ) from exc
+            raise TCPConnectFailed((peer[0], int(peer[1])), exc) from exc
         capture = _Capture(self._pcap, stream)
         try:
             raw = engine.data_to_send()
@@ -896,20 +950,24 @@ async def open_tcp_endpoint(
     *,
     config: Config | None = None,
     pcap: Any = None,
+    listen: bool = True,
 ) -> AsyncIterator[TCPEndpoint]:
     """Open an RFC 1006 endpoint listening on TCP *local* (port 0: any free port).
 
     *pcap*, a :class:`~tp4emu.capture.PcapWriter`, records every TPDU sent
     and received (without its TPKT header, as exported PDUs over TCP).
+    With ``listen=False`` no listening socket is opened: a client-only
+    endpoint, whose connections bind to the host of *local*.
     """
     cfg = config or Config()
-    listeners = await trio.open_tcp_listeners(local[1], host=local[0])
-    endpoint = TCPEndpoint(cfg, listeners[:1], pcap)
+    listeners = await trio.open_tcp_listeners(local[1], host=local[0]) if listen else []
+    endpoint = TCPEndpoint(cfg, listeners[:1], pcap, local=local)
     for extra in listeners[1:]:
         await extra.aclose()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(endpoint._accept_loop, nursery)
+            if endpoint._tcp:
+                nursery.start_soon(endpoint._accept_loop, nursery)
             try:
                 yield endpoint
             finally:
@@ -920,4 +978,5 @@ async def open_tcp_endpoint(
         raise
     finally:
         with trio.CancelScope(shield=True):
-            await endpoint._tcp[0].aclose()
+            for listener in endpoint._tcp:
+                await listener.aclose()

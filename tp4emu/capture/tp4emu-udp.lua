@@ -6,8 +6,12 @@
 -- default 10200). Each UDP datagram is one NSDU: one TPDU or several
 -- concatenated ones, which the dissector walks through.
 --
---   tshark -X lua_script:docs/wireshark/tp4emu-udp.lua --disable-protocol t125 -i lo -f 'udp port 10200'
---   tshark -X lua_script:docs/wireshark/tp4emu-udp.lua -o 'tp4emu.ports:10200,10300-10310' -r capture.pcap
+--   tshark -X lua_script:tp4emu/capture/tp4emu-udp.lua -i lo -f 'udp port 10200'
+--   tshark -X lua_script:tp4emu/capture/tp4emu-udp.lua -o 'tp4emu.ports:10200,10300-10310' -r capture.pcap
+--
+-- It ships inside the tp4emu package: `tp4emu wireshark --lua` prints its
+-- path, and `tp4emu wireshark FILE` runs tshark with it (and with the options
+-- that keep heuristic dissectors off the user data).
 --
 -- Wireshark: copy it to the personal Lua plugins folder (see Help > About >
 -- Folders, usually ~/.local/lib/wireshark/plugins/) and set the ports under
