@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import random
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -38,22 +37,6 @@ HOSTILE = [
     b"\xffSMB" + bytes(32),  # SMB
     b"\xa0\x03\x02\x01\x01",  # MMS
 ]
-
-
-@pytest.fixture(scope="module")
-def tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("tshark is required under CI (apt-get install tshark)")
-        pytest.skip("tshark not installed")
-    return path
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty Wireshark configuration directory: no user preferences."""
-    return tmp_path_factory.mktemp("wireshark-home")
 
 
 def wireshark_env(home: Path) -> dict[str, str]:

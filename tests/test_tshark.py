@@ -355,16 +355,6 @@ Fields = dict[str, list[str]]
 
 
 @pytest.fixture(scope="module")
-def tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("tshark is required under CI (apt-get install tshark)")
-        pytest.skip("tshark not installed")
-    return path
-
-
-@pytest.fixture(scope="module")
 def datagrams() -> list[bytes]:
     return [encode(tpdus, checksum=ck) for _, tpdus, ck in CASES]
 
@@ -576,12 +566,6 @@ def ethernet_capture(tmp_path_factory: pytest.TempPathFactory, datagrams: list[b
         w.write_packet(_tcp(c, s, 1000 + len(stream), encode_tpkt(TPKT_DT)), timestamp=T0 + 1.1)
         w.write(datagrams[0], src=A, dst=("10.0.0.2", OTHER_PORT), timestamp=T0 + 2)
     return path
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty Wireshark configuration directory: no user preferences."""
-    return tmp_path_factory.mktemp("wireshark-home")
 
 
 # ---------------------------------------------------------------- tests
