@@ -113,10 +113,21 @@ def test_connect_bind_not_of_this_host(transport: str) -> None:
             ["connect", f"{HOST}:1", "--calling-tsap", "hex:1"],
             "--calling-tsap 'hex:1': after 'hex:' give an even number of hex digits, e.g. hex:0102",
         ),
-        (["connect", f"{HOST}:1", "--data", "x" * 33], "--data is limited to 32 octets, got 33"),
         (
-            ["connect", f"{HOST}:1", "--transport", "tcp", "--data", "x"],
-            "--data needs --transport tp4 (class 0 has no connect data)",
+            ["connect", f"{HOST}:1", "--data", "x" * 33],
+            "--data is limited to 32 octets over tp4, got 33",
+        ),
+        (
+            ["connect", f"{HOST}:1", "--data", "hex:0"],
+            "--data 'hex:0': after 'hex:' give an even number of hex digits, e.g. hex:0102",
+        ),
+        (
+            ["connect", f"{HOST}:1", "--no-tpdu-size"],
+            "--no-tpdu-size needs --transport tcp",
+        ),
+        (
+            ["connect", f"{HOST}:1", "--transport", "tcp", "--data", "x" * 250],
+            "CR header of 259 octets with its inline data: the limit is 254",
         ),
         (
             ["connect", f"{HOST}:1", "--timeout", "-1"],

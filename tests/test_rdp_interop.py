@@ -421,3 +421,33 @@ async def test_xfreerdp_falls_back_on_neg_failure(display: str, tmp_path: Path) 
     assert ccs == [bytes.fromhex("0ed000000001" + "00") + failure] * 3
     rows = tshark_rdp(capture, tmp_path)
     assert [row[6] for row in rows if row[0] == "0x0d"] == ["0x00000002"] * 3
+
+
+def test_cli_sends_an_rdp_cr_and_shows_xrdps_neg_rsp(xrdp: int) -> None:
+    """`tp4emu connect --transport tcp --no-tpdu-size --data hex:...`: the CR an RDP client
+    sends; xrdp answers with a CC whose RDP_NEG_RSP the CLI shows as confirm data."""
+    data = COOKIE + neg(NEG_REQ, PROTOCOL_RDP)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tp4emu",
+            "connect",
+            "--transport",
+            "tcp",
+            "--no-tpdu-size",
+            "--data",
+            "hex:" + data.hex(),
+            "--timeout",
+            "5",
+            f"{HOST}:{xrdp}",
+        ],
+        input="",  # no message: the CC is what this is about
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+    )
+    first = res.stdout.splitlines()[0]
+    rsp = neg(NEG_RSP, PROTOCOL_RDP, EXTENDED_CLIENT_DATA_SUPPORTED)
+    assert first == f"connected {HOST}:{xrdp} state=OPEN confirm-data=hex:{rsp.hex()}", res.stdout
+    assert res.stderr == "", res.stderr

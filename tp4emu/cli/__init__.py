@@ -394,7 +394,17 @@ def _add_connect_parser(subparsers: Any, common: argparse.ArgumentParser) -> Non
     )
     p.add_argument("--tsap", help="called TSAP (text, or hex:0102)")
     p.add_argument("--calling-tsap", help="calling TSAP (text, or hex:0102)")
-    p.add_argument("--data", default="", help="connect data carried in the CR (<= 32 octets)")
+    p.add_argument(
+        "--data",
+        default="",
+        help="connect data carried in the CR (text, or hex:0102): <= 32 octets over tp4; over "
+        "tcp as much as the header holds (e.g. an RDP cookie and RDP_NEG_REQ, docs/rdp.md)",
+    )
+    p.add_argument(
+        "--no-tpdu-size",
+        action="store_true",
+        help="tcp: leave the TPDU size parameter out of the CR (as RDP clients do)",
+    )
     p.add_argument(
         "--bind",
         metavar="HOST[:PORT]",
@@ -447,11 +457,11 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     bind = _checked(lambda: _parse_bind(args.bind)) if args.bind is not None else None
     if not (args.timeout >= 0 and math.isfinite(args.timeout)):
         raise _usage_error(f"--timeout must be a number of seconds >= 0, got {args.timeout:g}")
-    data = args.data.encode()
-    if len(data) > 32:
-        raise _usage_error(f"--data is limited to 32 octets, got {len(data)}")
-    if args.transport == "tcp" and data:
-        raise _usage_error("--data needs --transport tp4 (class 0 has no connect data)")
+    data = _checked(lambda: parse_tsap(args.data, what="--data")) or b""
+    if args.transport == "tp4" and len(data) > 32:
+        raise _usage_error(f"--data is limited to 32 octets over tp4, got {len(data)}")
+    if args.no_tpdu_size and args.transport != "tcp":
+        raise _usage_error("--no-tpdu-size needs --transport tcp")
     peer = (resolve_host(host), port)
     if bind is not None:
         bind = (resolve_host(bind[0]), bind[1])
@@ -470,6 +480,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
                 tsap=tsap,
                 calling_tsap=calling,
                 data=data,
+                propose_tpdu_size=not args.no_tpdu_size,
                 pcap_path=args.pcap,
                 transport=args.transport,
                 bind=bind,

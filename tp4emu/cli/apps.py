@@ -545,6 +545,7 @@ async def run_client(
     tsap: bytes | None = None,
     calling_tsap: bytes | None = None,
     data: bytes = b"",
+    propose_tpdu_size: bool = True,
     config: Config | None = None,
     pcap_path: str | None = None,
     transport: Transport = "tp4",
@@ -559,7 +560,9 @@ async def run_client(
     The endpoint is client-only (over TCP it opens no listening socket),
     bound to *bind* (default: any address of the peer's family, any port).
     *timeout* bounds the connection's establishment and each wait for a
-    reply (None: no bound but the protocol's own).
+    reply (None: no bound but the protocol's own). Over TCP, *data* goes in
+    the CR's header after its parameters and *propose_tpdu_size* False leaves
+    the TPDU size parameter out (an RDP client's CR, docs/rdp.md).
 
     Returns 0 on success, 1 when the connection was refused or lost, 2 on timeout.
 
@@ -582,9 +585,19 @@ async def run_client(
         )
         try:
             with trio.fail_after(math.inf if timeout is None else timeout):
-                conn = await ep.connect(
-                    peer, called_tsap=tsap, calling_tsap=calling_tsap, data=data
-                )
+                conn: TCPConnection | TP4Connection
+                if isinstance(ep, TCPEndpoint):
+                    conn = await ep.connect(
+                        peer,
+                        called_tsap=tsap,
+                        calling_tsap=calling_tsap,
+                        data=data,
+                        propose_tpdu_size=propose_tpdu_size,
+                    )
+                else:
+                    conn = await ep.connect(
+                        peer, called_tsap=tsap, calling_tsap=calling_tsap, data=data
+                    )
         except TCPConnectFailed as exc:
             emit(f"refused: {exc.strerror}")
             return 1
@@ -605,7 +618,8 @@ async def run_client(
             return 2
         except ValueError as exc:  # TSAPs that do not fit a CR
             raise CommandError(str(exc), 2) from None
-        emit(f"connected {server} state={conn.state.name}")
+        confirm = f" confirm-data={_show(conn.confirm_data)}" if conn.confirm_data else ""
+        emit(f"connected {server} state={conn.state.name}{confirm}")
         conversation = _Conversation(conn, emit, timeout)
         ended: BaseException | None = None
         try:
