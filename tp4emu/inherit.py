@@ -42,18 +42,15 @@ header, the kind (one ASCII octet), a request id and the payload's length
 (both 32-bit, big-endian), then the payload. The child sends requests,
 the super-server answers each with one frame carrying the same id:
 
-============================  ==========================================
-request (payload)             answer (payload)
-============================  ==========================================
-``C`` confirm (CC data)       ``K`` done (state)
-``J`` reject (reason, data)   ``K``
-``S`` send (one TSDU)         ``K``
-``E`` send expedited (data)   ``K``
-``R`` receive                 ``D`` data (state, the TSDU) or ``F`` end
-                              (state: the peer released normally)
-``X`` receive expedited       ``D`` (state, the data)
-``Q`` close (release)         ``K``
-============================  ==========================================
+| request (payload) | answer (payload) |
+|---|---|
+| ``C`` confirm (CC data) | ``K`` done (state) |
+| ``J`` reject (reason, data) | ``K`` |
+| ``S`` send (one TSDU) | ``K`` |
+| ``E`` send expedited (data) | ``K`` |
+| ``R`` receive | ``D`` data (state, the TSDU), or ``F`` end (state: the peer released normally) |
+| ``X`` receive expedited | ``D`` (state, the data) |
+| ``Q`` close (release) | ``K`` |
 
 Any request may be answered ``Z`` instead: the exception the call raised
 (:func:`encode_error`). "state" is one octet, the index of the connection's

@@ -105,7 +105,9 @@ __all__ = [
     "LOG_LINES",
     "ExecOptions",
     "add_exec_options",
+    "options_markdown",
     "reason_for_exit",
+    "reasons_markdown",
     "run_inetd",
     "serve_exec",
 ]
@@ -125,6 +127,8 @@ EXIT_REASONS: dict[int, DRReason] = {
 """Exit statuses (sysexits.h) that choose another DR reason than 128 when a
 child exits before deciding; any other status gives 128 (netiso's DR when a
 confirming socket is closed, whatever the process exits with)."""
+_SYSEXITS = {68: "EX_NOHOST", 69: "EX_UNAVAILABLE", 75: "EX_TEMPFAIL", 76: "EX_PROTOCOL"}
+_SYSEXITS[77] = "EX_NOPERM"
 
 LOG_LINES = 200
 """Lines of a child's stderr (``message`` framing: and stdout) logged; the rest are counted."""
@@ -162,6 +166,52 @@ def reason_for_exit(returncode: int | None) -> DRReason:
     if returncode < 0:
         return DRReason.NOT_SPECIFIED
     return EXIT_REASONS.get(returncode, DRReason.NORMAL)
+
+
+def _row(when: str, reason: int) -> str:
+    # netiso: the client's connect() fails ECONNREFUSED for 2, 135, 136, ECONNABORTED else
+    errno_name = "ECONNREFUSED" if reason in (2, 135, 136) else "ECONNABORTED"
+    return f"| {when} | {reason} ({DRReason(reason).name}) | {errno_name} |"
+
+
+def reasons_markdown() -> str:
+    """The table of docs/inetd.md: how a connection ends undecided, and its DR reason."""
+    rows = [
+        "| the child, undecided, ... | DR reason | client's `connect()` (netiso) |",
+        "|---|---|---|",
+        _row("exits 0, 1, or any status not listed below", reason_for_exit(1)),
+    ]
+    for status, reason in sorted(EXIT_REASONS.items()):
+        rows.append(_row(f"exits {status} (`{_SYSEXITS[status]}`)", reason))
+    rows += [
+        _row("is killed by a signal (crashes)", reason_for_exit(-9)),
+        _row(
+            f"closes its output and is still running {_EXIT_WAIT:g} s later", reason_for_exit(None)
+        ),
+        _row("has not decided after `--decide-timeout` (then it is stopped)", 0),
+        _row("cannot be started (`exec` fails)", DRReason.SESSION_NOT_ATTACHED),
+        _row("would be one more than `--max-children` (it is not started)", DRReason.CONGESTION),
+        _row("(`message`) calls `close()` while CONFIRMING", DRReason.NORMAL),
+    ]
+    rows.append("| (`message`) calls `reject(reason, data)` | *reason* | by *reason* |")
+    return "\n".join(rows) + "\n"
+
+
+def options_markdown() -> str:
+    """The options ``--exec`` brings to ``serve``, with their help (docs/inetd.md)."""
+    parser = argparse.ArgumentParser(prog="serve", add_help=False)
+    add_exec_options(parser)
+    rows = ["| option | meaning |", "|---|---|"]
+    for action in parser._actions:
+        flag = action.option_strings[0]
+        if action.nargs == 0:
+            shown = flag
+        elif action.choices:
+            shown = f"{flag} {{{','.join(map(str, action.choices))}}}"
+        else:
+            shown = f"{flag} {action.metavar}"
+        rows.append(f"| `{shown}` | {action.help} |")
+    return "\n".join(rows) + "\n"
 
 
 def _why(exc: BaseException) -> str:
@@ -432,7 +482,8 @@ class _Child:
         await self._reject(reason_for_exit(returncode), why)
 
     def _ended(self, why: str) -> None:
-        """The connection ended under us (the peer released, or it broke)."""
+        """The connection ended under us (the peer released, or it broke): what the
+        child writes from now on is read and dropped."""
         self.sending = False
         if not self.finished.is_set():
             self.finished.set()
@@ -554,7 +605,7 @@ class _Child:
         try:
             await self.conn.send(tsdu)
         except (TP4Error, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
-            self._ended(f"{_why(exc)}; its output is discarded")
+            self._ended(_why(exc))
 
     async def _relay_input(self) -> None:
         """The connection's TSDUs to the child's stdin (started once confirmed)."""
