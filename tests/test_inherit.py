@@ -267,7 +267,7 @@ async def test_a_request_the_relay_does_not_know_rejects(
         assert h.failure.reason == 128
         assert h.lines == [
             "error 10.0.1.1:40000 control socket: unknown request b'?'",
-            "reject 10.0.1.1:40000 reason=128 (closed its output before deciding)",
+            "reject 10.0.1.1:40000 reason=128 (its control socket closed undecided, still running)",
         ]
         with pytest.raises(trio.BrokenResourceError, match="the super-server went away"):
             await h.child.send(b"x")

@@ -466,7 +466,7 @@ class _Child:
             self.emit(f"reject {self.who} reason={int(reason)} ({why})")
         self.finished.set()
 
-    async def _reject_at_exit(self, before: str) -> None:
+    async def _reject_at_exit(self, before: str, what: str = "its output") -> None:
         """The child's output (or control socket) ended undecided: a DR by its exit status."""
         self.decision = "rejected"
         self.decided.set()
@@ -474,7 +474,7 @@ class _Child:
             await self.exited.wait()
         returncode = None if self.proc is None else self.proc.returncode
         if returncode is None:
-            why = f"closed its output {before}"
+            why = f"{what} closed undecided, still running"
         elif returncode < 0:
             why = f"signal {-returncode} {before}"
         else:
@@ -663,7 +663,7 @@ class _Child:
                 # Every request before the end is carried out; no one waits for a receive.
                 receivers.cancel_scope.cancel()
             if self.decision is None:
-                await self._reject_at_exit("before deciding")
+                await self._reject_at_exit("before deciding", "its control socket")
             elif self.decision == "confirmed" and not self.finished.is_set():
                 await self._release("the child closed its connection")
         finally:
@@ -887,8 +887,9 @@ def add_exec_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--framing",
         choices=FRAMINGS,
-        help=f"stream: a TSDU per read of its output (default {d.framing}); line: a TSDU per "
-        "line; message: the child takes the connection over (tp4emu.inherited_connection())",
+        help=f"how its stdin and stdout carry TSDUs (default {d.framing}): stream, a TSDU per "
+        "read of its output; line, a TSDU per line; message, the child takes the connection "
+        "over (tp4emu.inherited_connection())",
     )
     g.add_argument(
         "--confirm-first",
