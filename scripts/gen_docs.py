@@ -4,7 +4,8 @@ Run: .venv/bin/python scripts/gen_docs.py  (tests/test_docs.py fails when they a
 
 A generated section sits between ``<!-- generated:NAME -->`` and ``<!-- /generated -->``
 in one of PAGES (docs/guide.md: the state diagram, the transition tables, the settings,
-open_endpoint's signature; docs/ladder.md: the demo's ladder diagrams in Mermaid). FILES
+open_endpoint's signature; docs/ladder.md: the demo's ladder diagrams in Mermaid;
+docs/inetd.md and the guide: serve --exec's DR reasons and options). FILES
 are written whole: the ladder diagrams as SVG in docs/img/, from the demo's story replayed
 on the sans-IO engines (tp4emu/cli/replay.py), the same every time.
 """
@@ -22,13 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tp4emu.capture.ladder import Ladder, to_mermaid, to_svg  # noqa: E402
+from tp4emu.cli.inetd import options_markdown, reasons_markdown  # noqa: E402
 from tp4emu.cli.replay import replay_ladders  # noqa: E402
 from tp4emu.core.class0 import table_markdown as class0_table  # noqa: E402
 from tp4emu.core.state import mermaid, table_markdown  # noqa: E402
 
 DOCS = ROOT / "docs"
 GUIDE = DOCS / "guide.md"
-PAGES = [GUIDE, DOCS / "ladder.md"]
+PAGES = [GUIDE, DOCS / "ladder.md", DOCS / "inetd.md"]
 
 
 def config_table() -> str:
@@ -101,6 +103,8 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "open_endpoint": lambda: signatures(ROOT / "tp4emu" / "api.py", "open_endpoint"),
     "ladder_tp4": lambda: ladder_mermaid("tp4"),
     "ladder_tcp": lambda: ladder_mermaid("tcp"),
+    "inetd_reasons": reasons_markdown,
+    "inetd_options": options_markdown,
 }
 
 

@@ -96,6 +96,7 @@ def test_examples_are_all_tested() -> None:
         "echo_server.py",
         "expedited.py",
         "file_transfer.py",
+        "inetd_child.py",  # run by tp4emu serve --exec: tests/test_inetd.py
         "tcp_contrast.py",
     ]
 

@@ -1,6 +1,7 @@
 """The package's layers, checked: each imports only from the layers below it.
 
-    wire  ->  core, capture  ->  transport  ->  api (tp4emu/api.py, tp4emu/__init__.py)  ->  cli
+    wire  ->  core, capture  ->  transport  ->  api (tp4emu/api.py, tp4emu/inherit.py,
+    tp4emu/__init__.py)  ->  cli
 
 ``wire`` (codec) and ``core`` (sans-IO engines) do no I/O (tests/test_core_purity.py);
 ``capture`` reads and writes files but knows no socket; ``transport`` holds the
@@ -20,13 +21,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tp4emu"
 
 LAYER = {"wire": 0, "core": 1, "capture": 1, "transport": 2, "api": 3, "cli": 4, "__main__": 5}
 
+API_MODULES = {"__init__", "api", "inherit"}
+"""The modules of the package's top folder that make the API layer."""
+
 
 def _room(path: Path) -> str:
     """The layer a file of the package belongs to: its top folder, or its module name."""
     rel = path.relative_to(PACKAGE)
     if len(rel.parts) > 1:
         return rel.parts[0]
-    return "api" if rel.stem == "__init__" else rel.stem  # tp4emu/__init__.py re-exports the API
+    return "api" if rel.stem in API_MODULES else rel.stem  # __init__.py re-exports the API
 
 
 def _targets(path: Path) -> set[str]:
@@ -50,12 +54,12 @@ def _targets_of(source: str, here: list[str]) -> set[str]:
             else:
                 continue
             if parts:
-                found.add("api" if parts[0] == "__init__" else parts[0])
+                found.add("api" if parts[0] in API_MODULES else parts[0])
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 bits = alias.name.split(".")
                 if bits[0] == "tp4emu" and len(bits) > 1:
-                    found.add(bits[1])
+                    found.add("api" if bits[1] in API_MODULES else bits[1])
     return found
 
 
@@ -82,3 +86,4 @@ def test_the_checker_sees_upward_imports() -> None:
     source = "from ..transport import udp\nfrom tp4emu.cli import apps\nfrom .state import State\n"
     assert _targets_of(source, ["core"]) == {"transport", "cli", "core"}
     assert _targets_of("from . import api\n", []) == {"api"}
+    assert _targets_of("from ..inherit import inherited_connection\n", ["cli"]) == {"api"}

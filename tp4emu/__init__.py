@@ -14,6 +14,9 @@ Quick start::
             msg = await conn.receive()          # confirms: the CC goes out now
         else:
             await conn.reject()                 # DR: the client's connect() fails
+
+A program started by ``tp4emu serve --exec CMD --framing message`` (inetd
+style) gets its connection with :func:`inherited_connection`, the same calls.
 """
 
 from .api import Transport, open_endpoint, serve
@@ -27,6 +30,7 @@ from .core import (
     Statistics,
     TP4Error,
 )
+from .inherit import InheritedConnection, inherited_connection
 from .transport.tcp import (
     TCPConnectFailed,
     TCPConnection,
@@ -55,6 +59,7 @@ __all__ = [
     "DatagramSocket",
     "Disconnected",
     "ERCause",
+    "InheritedConnection",
     "LocalProtocolError",
     "LossyUDPSocket",
     "State",
@@ -70,6 +75,7 @@ __all__ = [
     "TP4Stream",
     "Transport",
     "__version__",
+    "inherited_connection",
     "open_endpoint",
     "open_tcp_endpoint",
     "open_udp_endpoint",

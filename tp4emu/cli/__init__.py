@@ -329,6 +329,9 @@ def _add_serve_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--exit-after", type=int, metavar="N", help="stop after N connections were decided"
     )
     _add_transport_option(p)
+    from .inetd import add_exec_options
+
+    add_exec_options(p)  # --exec CMD [ARGS...]: the inetd-style super-server
     p.set_defaults(func=_cmd_serve)
 
 
@@ -342,6 +345,10 @@ def _add_transport_option(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .inetd import serve_exec
+
+    if (status := serve_exec(args, f"{PROG} serve")) is not None:
+        return status
     import trio
 
     from .apps import AccessList, parse_address, parse_reason, parse_tsap, run_server
