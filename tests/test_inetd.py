@@ -795,3 +795,16 @@ def test_exec_options_defaults() -> None:
     }
     with pytest.raises(ValueError, match="--framing must be one of stream, line, message"):
         ExecOptions(("cat",), framing="lines")
+
+
+def test_the_childs_command_line_keeps_its_own_double_dash() -> None:
+    """Everything after ``--exec`` is the child's, ``--`` included (the CLI ends its own
+    options at ``--`` only before ``--exec``)."""
+    from tp4emu.cli import _parse_command, _subcommands, build_parser
+
+    serve = _subcommands(build_parser())["serve"]
+    args = _parse_command(
+        serve, ["--listen", "127.0.0.1:0", "--exec", "grep", "--", "-v", "--framing", "x"]
+    )
+    assert args.exec_argv == ["grep", "--", "-v", "--framing", "x"]
+    assert args.framing is None  # (the default, filled in later): the child's --framing is its own

@@ -120,6 +120,11 @@ def _parse_command(sub: argparse.ArgumentParser, tokens: list[str]) -> argparse.
     What follows ``--`` goes to the subcommand's list positional (``nargs="*"``).
     Errors print the subcommand's usage (exit status 2).
     """
+    command: list[str] | None = None
+    if "--exec" in tokens:
+        # everything after ``serve --exec`` is the child's command line, its own ``--`` too
+        i = tokens.index("--exec")
+        tokens, command = [*tokens[:i], "--exec"], tokens[i + 1 :]
     before, after = tokens, []
     if "--" in tokens:
         i = tokens.index("--")
@@ -136,6 +141,8 @@ def _parse_command(sub: argparse.ArgumentParser, tokens: list[str]) -> argparse.
             sub.error(f"unrecognized arguments: {' '.join(after)}")
         dest = rest[-1].dest
         setattr(args, dest, [*(getattr(args, dest) or []), *after])
+    if command is not None:
+        args.exec_argv = command
     return args
 
 
