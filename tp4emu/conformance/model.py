@@ -184,13 +184,13 @@ class Timers:
     cr_timeout: float | None = None
     """Class 0: how long the IUT waits for the CR on a new TCP connection."""
 
-    def known(self) -> dict[str, float]:
+    def known(self) -> dict[str, float | int]:
         """The timers given, by their command-line name."""
-        out: dict[str, float] = {}
+        out: dict[str, float | int] = {}
         for name, attr in TIMER_NAMES.items():
             value = getattr(self, attr)
             if value is not None:
-                out[name] = float(value)
+                out[name] = value
         return out
 
 

@@ -87,6 +87,16 @@ async def _resolve(settings: Settings) -> tuple[int, Address]:
     return int(family), (str(sockaddr[0]), int(sockaddr[1]))
 
 
+def _local_ip(family: int, address: Address) -> str:
+    """The local address the route to *address* leaves from (what a capture should show)."""
+    with _socket.socket(family, _socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(address)
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "::" if family == _socket.AF_INET6 else "0.0.0.0"
+
+
 def _limit(info: CaseInfo, settings: Settings) -> float:
     """The longest a case may run: its own limit, plus the unknown timers it may wait for."""
     waits = 3.0 if info.group.value == "timers" else 1.0
@@ -113,8 +123,7 @@ async def _run_case(
         try:
             link: UdpLink | TcpLink
             if info.protocol_class == 4 and settings.role == "initiator":
-                any_host = "::" if family == _socket.AF_INET6 else "0.0.0.0"
-                port = await UdpPort.bind(any_host, 0, recorder)
+                port = await UdpPort.bind(_local_ip(family, address), 0, recorder)
                 nursery.start_soon(port.run)
                 link = UdpLink(port, address)
             elif info.protocol_class == 4:

@@ -397,6 +397,13 @@ class Session:
             await self.link.close(abort=abort)
             self.event("TCP connection reset by the tester" if abort else "TCP close by the tester")
 
+    async def half_close(self) -> None:
+        """TCP: send our FIN (a normal release in RFC 1006), keep reading."""
+        if isinstance(self.link, TcpLink) and self.link.stream is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                await self.link.stream.send_eof()
+            self.event("TCP FIN sent by the tester")
+
     # ----------------------------------------------------------- receiving
 
     def _convert(self, arrival: Arrival) -> list[Observed]:
