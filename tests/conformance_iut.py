@@ -25,6 +25,7 @@ import trio
 from tp4emu.conformance import apps
 from tp4emu.conformance.model import Timers
 from tp4emu.core import Config, Connection, Disconnected, TP4Error
+from tp4emu.core import class0
 from tp4emu.core.class0 import CLASS0_TRANSITIONS, Class0Connection
 from tp4emu.core.state import Input, State
 from tp4emu.transport.tcp import TCPConnection, open_tcp_endpoint
@@ -282,9 +283,9 @@ def no_dc(data: bytes) -> bytes | None:
 @contextlib.contextmanager
 def class0_ignores_tpdu_size() -> Iterator[None]:
     """tp4emu's class 0 engine sends DTs of 2048 octets whatever TPDU size was agreed."""
-    original = Class0Connection._a_send_dt
+    original = class0._ACTIONS["send_dt"]
 
-    def send_dt(self: Class0Connection, data: bytes) -> None:
+    def send_dt(self: Class0Connection, data: Any) -> None:
         agreed = self.tpdu_size
         self.tpdu_size = 2048
         try:
@@ -292,11 +293,11 @@ def class0_ignores_tpdu_size() -> Iterator[None]:
         finally:
             self.tpdu_size = agreed
 
-    Class0Connection._a_send_dt = send_dt  # type: ignore[method-assign]
+    class0._ACTIONS["send_dt"] = send_dt
     try:
         yield
     finally:
-        Class0Connection._a_send_dt = original  # type: ignore[method-assign]
+        class0._ACTIONS["send_dt"] = original
 
 
 # ---------------------------------------------------------------- what the engines did
@@ -304,15 +305,34 @@ def class0_ignores_tpdu_size() -> Iterator[None]:
 
 @dataclass
 class RowRecorder:
-    """The (state, input) rows tp4emu's engines take, attributed to the running case."""
+    """The (state, input) rows tp4emu's engines take, when, and during which case."""
 
     case: str = ""
     taken: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    """Class 4 rows by the case running when they were taken."""
     class0: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    events: list[tuple[float, tuple[str, str]]] = field(default_factory=list)
+    """Every class 4 row taken, with ``trio.current_time()``."""
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """When each case ran."""
 
     def all_taken(self) -> set[tuple[str, str]]:
         """Every class 4 row taken in the run."""
-        return set().union(*self.taken.values()) if self.taken else set()
+        return {row for _, row in self.events}
+
+    def taken_between(self, start: float, end: float) -> set[tuple[str, str]]:
+        """The class 4 rows taken from *start* to *end*."""
+        return {row for at, row in self.events if start <= at <= end}
+
+    def started(self, name: str) -> None:
+        """A case starts (a hook of the run)."""
+        self.case = name
+        now = trio.current_time()
+        self.spans[name] = (now, now)
+
+    def finished(self, name: str) -> None:
+        """A case ended."""
+        self.spans[name] = (self.spans[name][0], trio.current_time())
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[RowRecorder]:
@@ -323,7 +343,9 @@ class RowRecorder:
 
         def spy(conn: Connection, inp: Input, arg: object, now: float) -> None:
             state: State = conn.state
-            recorder.taken.setdefault(recorder.case, set()).add((state.value, inp.value))
+            row = (state.value, inp.value)
+            recorder.taken.setdefault(recorder.case, set()).add(row)
+            recorder.events.append((trio.current_time(), row))
             step(conn, inp, arg, now)
 
         def spy0(conn: Class0Connection, inp: Any, arg: object) -> None:

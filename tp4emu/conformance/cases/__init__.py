@@ -15,4 +15,5 @@ from . import (  # noqa: F401  (each registers its cases)
     c4_release,
     c4_responder,
     c4_timers,
+    c4_user,
 )

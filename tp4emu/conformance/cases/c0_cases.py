@@ -113,9 +113,10 @@ async def size_absent(s: Session) -> None:
     """Without the TPDU size parameter the size is 128: the CC chooses no more,
     and the IUT's DTs (the reply) fit 128 octets."""
     c = await _open(s, size=None)
+    assert c.cc is not None
+    s.pics("parameters", "TPDU size chosen for none proposed", c.cc.tpdu_size or "absent (128)")
     if c.tpdu_size > 128:
         s.fail(f"TPDU size {c.tpdu_size} chosen, none proposed", expected="<= 128")
-    s.pics("parameters", "TPDU size chosen for none proposed", c.cc.tpdu_size or "absent (128)")  # type: ignore[union-attr]
     if s.app.replies:
         await c.exchange(s.app.request(300 if s.app.echoes else 0))
     async with s.postamble():
@@ -157,10 +158,10 @@ async def size_8192(s: Session) -> None:
     if isinstance(got, DR):
         s.pics("parameters", "TPDU size chosen for 8192 proposed", f"refused: DR {got.reason}")
         return
+    s.pics("parameters", "TPDU size chosen for 8192 proposed", got.tpdu_size or 128)
     if (got.tpdu_size or 128) > 2048:
         s.fail(f"TPDU size {got.tpdu_size} chosen in class 0", expected="<= 2048",
                observed=[repr(got)])
-    s.pics("parameters", "TPDU size chosen for 8192 proposed", got.tpdu_size or 128)
     async with s.postamble():
         await s.close()
 

@@ -51,7 +51,7 @@ async def _answer_eds(s: Session, c: C4) -> None:
     group=G,
     clause="ISO 8073 6.11, 13.8, 13.10",
     cls=4,
-    rows=["OPEN:send expedited", "OPEN:EA"],
+    rows=["OPEN:send_expedited", "OPEN:EA"],
     needs=["ut"],
 )
 async def ed_echo(s: Session) -> None:

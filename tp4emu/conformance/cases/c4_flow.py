@@ -8,7 +8,7 @@ from ...wire import AK, DT, FlowControlConfirmation, SubsequenceNumber
 from ..model import Group
 from ..peer4 import C4, cr4
 from ..registry import case
-from ..session import Observed, Session
+from ..session import Observed, Pattern, Session
 
 G = Group.FLOW
 
@@ -103,7 +103,10 @@ async def fcc_mismatch(s: Session) -> None:
         c = await C4.open(s)
     fcc = FlowControlConfirmation(5, 0, 2)
     await s.send(AK(c.peer_ref, c.rcv_nxt % c.mod, c.window, c.extended, (fcc,)))
-    got = await s.wait_for(c.p_ak(0), s.settings.response_time)
+    got = await s.wait_for(Pattern(AK, fields={"dst_ref": s.our_ref}), s.settings.response_time)
+    if isinstance(got, AK) and got.nr != 0:
+        s.fail(f"AK nr {got.nr}: acknowledges DTs never sent", expected="AK nr 0",
+               observed=[repr(got)])
     if got is None:
         s.pics("parameters", "flow control confirmation (0x8C) answered", False)
         s.inconclusive("no AK: the IUT does not answer flow control confirmations")
