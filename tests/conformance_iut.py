@@ -24,8 +24,7 @@ import trio
 
 from tp4emu.conformance import apps
 from tp4emu.conformance.model import Timers
-from tp4emu.core import Config, Connection, Disconnected, TP4Error
-from tp4emu.core import class0
+from tp4emu.core import Config, Connection, Disconnected, TP4Error, class0
 from tp4emu.core.class0 import CLASS0_TRANSITIONS, Class0Connection
 from tp4emu.core.state import Input, State
 from tp4emu.transport.tcp import TCPConnection, open_tcp_endpoint

@@ -1,4 +1,4 @@
-"""The conformance suite against real peers on loopback: it passes where it must, fails where it must.
+"""The conformance suite against real peers on loopback: passes where it must, fails where it must.
 
 * tp4emu itself, with the upper tester application and known short timers
   (``conformance_iut``): every class 4 and class 0 case passes, in both
@@ -116,13 +116,15 @@ async def run_server_suite(
         async with ut_server(transport, config=config, socket=socket) as (host, port):
             target = Target("udp" if transport == "udp" else "tcp", host, port)
             cases = select(ALL, patterns, protocol_class=target.protocol_class, role="initiator")
-            return await run_suite(ci_settings(target, **kw), cases, hooks=recording_hooks(recorder))
+            return await run_suite(
+                ci_settings(target, **kw), cases, hooks=recording_hooks(recorder)
+            )
 
 
 async def run_client_suite(
     transport: str, patterns: Sequence[str] = (), *, recorder: RowRecorder | None = None
 ) -> SuiteResult:
-    """The responder-role cases against tp4emu's upper tester client, which connects over and over."""
+    """The responder-role cases against tp4emu's upper tester client (it connects over and over)."""
     scheme = "udp" if transport == "udp" else "tcp"
     target = Target(scheme, HOST, 0)
     cases = select(ALL, patterns, protocol_class=target.protocol_class, role="responder")
@@ -283,8 +285,14 @@ def snap7_server() -> Iterator[int]:
 async def test_class0_against_snap7(snap7_server: int) -> None:
     target = Target("tcp", HOST, snap7_server)
     settings = ci_settings(
-        target, app="s7", upper_tester=False, timers=type(UT_TIMERS)(), tsap=b"\x01\x02",
-        calling_tsap=b"\x01\x00", timer_limit=1.0, max_tsdu=None,
+        target,
+        app="s7",
+        upper_tester=False,
+        timers=type(UT_TIMERS)(),
+        tsap=b"\x01\x02",
+        calling_tsap=b"\x01\x00",
+        timer_limit=1.0,
+        max_tsdu=None,
     )
     cases = select(ALL, protocol_class=0, role="initiator")
     with trio.fail_after(60):

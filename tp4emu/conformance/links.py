@@ -19,6 +19,7 @@ Every payload sent or received can be recorded in a pcap (:class:`Recorder`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket as _socket
 import time
@@ -68,7 +69,7 @@ class Recorder:
         """One datagram (UDP) or one TPDU without its TPKT header (TCP)."""
         if self._pcap is None or src is None or dst is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):  # an unusable capture never stops a run
             self._pcap.write(
                 payload,
                 src=tuple(src[:2]),
@@ -76,8 +77,6 @@ class Recorder:
                 timestamp=time.time(),
                 transport=transport,
             )
-        except (OSError, ValueError):
-            pass  # an unusable capture never stops a run
 
     def close(self) -> None:
         """Flush and close the file."""
@@ -132,7 +131,7 @@ class UdpPort:
         self.sock = sock
         self.recorder = recorder
         self.queue = _Queue()
-        self.local: Address = tuple(sock.getsockname()[:2])  # type: ignore[assignment]
+        self.local: Address = tuple(sock.getsockname()[:2])
 
     @classmethod
     async def bind(cls, host: str, port: int, recorder: Recorder) -> UdpPort:
@@ -187,10 +186,8 @@ class UdpLink:
         if self.peer is None:
             raise RuntimeError("no peer yet: nothing has arrived from the IUT")
         now = trio.current_time()
-        try:
+        with contextlib.suppress(OSError):  # refused: the IUT is not there, the case sees silence
             await self.port.sock.sendto(payload, self.peer)
-        except OSError:
-            pass  # (a refused datagram: the IUT is not there, the case will see silence)
         self.port.recorder.record(payload, self.local, self.peer, "udp")
         return now
 
@@ -215,7 +212,7 @@ class TcpListenerPort:
     def __init__(self, listener: trio.SocketListener, recorder: Recorder) -> None:
         self.listener = listener
         self.recorder = recorder
-        self.local: Address = tuple(listener.socket.getsockname()[:2])  # type: ignore[assignment]
+        self.local: Address = tuple(listener.socket.getsockname()[:2])
 
     @classmethod
     async def bind(cls, host: str, port: int, recorder: Recorder) -> TcpListenerPort:
@@ -254,8 +251,8 @@ class TcpLink:
         """Use *stream* (connected or accepted) and start reading it."""
         self.stream = stream
         sock = stream.socket
-        self.local = tuple(sock.getsockname()[:2])  # type: ignore[assignment]
-        self.peer = tuple(sock.getpeername()[:2])  # type: ignore[assignment]
+        self.local = tuple(sock.getsockname()[:2])
+        self.peer = tuple(sock.getpeername()[:2])
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         self._nursery.start_soon(self._read, stream)
 
@@ -302,10 +299,8 @@ class TcpLink:
         if self.stream is None:
             raise RuntimeError("no TCP connection")
         now = trio.current_time()
-        try:
-            await self.stream.send_all(octets)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass  # the IUT closed it: the case sees the close
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await self.stream.send_all(octets)  # (failing: the IUT closed it, the case sees it)
         decoder = TPKTDecoder()
         try:
             for payload in decoder.feed(octets):

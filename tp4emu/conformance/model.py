@@ -15,10 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from .session import Session
+from typing import Any, Literal
 
 __all__ = [
     "CaseFunction",
@@ -44,8 +41,9 @@ Row = tuple[str, str]
 """A row of the class 4 transition table, ``(state, input)`` by name:
 ``("AKWAIT", "T1")`` (the values of ``tp4emu.core.state``'s enums)."""
 
-CaseFunction = Callable[["Session"], Awaitable[None]]
-"""A test case: an async function of its :class:`~tp4emu.conformance.session.Session`."""
+CaseFunction = Callable[[Any], Awaitable[None]]
+"""A test case: an async function of its :class:`~tp4emu.conformance.session.Session`
+(typed precisely where cases are registered: :func:`~tp4emu.conformance.registry.case`)."""
 
 
 class Verdict(enum.Enum):

@@ -57,7 +57,7 @@ def cr4(
     credit: int = 15,
     size: int | None = 8192,
     extended: bool = False,
-    options: int = 0x01,
+    options: int | None = 0x01,
     calling: bytes | bool | None = True,
     called: bytes | bool | None = True,
     ack_time: bool = True,

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from .model import CaseFunction, CaseInfo, Group, Role, Row
+from .model import CaseInfo, Group, Role, Row
+from .session import Session
 
-__all__ = ["all_cases", "case", "parse_row", "select"]
+CaseFn = Callable[[Session], Awaitable[None]]
+"""A case function, as the decorator takes it."""
+
+__all__ = ["CaseFn", "all_cases", "case", "parse_row", "select"]
 
 _CASES: list[CaseInfo] = []
 
@@ -39,7 +43,7 @@ def case(
     maybe_rows: Iterable[str] = (),
     needs: Iterable[str] = (),
     time_limit: float = 20.0,
-) -> Callable[[CaseFunction], CaseFunction]:
+) -> Callable[[CaseFn], CaseFn]:
     """Register the decorated async function as a test case (its docstring: the purpose).
 
     Args:
@@ -56,7 +60,7 @@ def case(
         time_limit: seconds the case may take, besides the unknown timers it waits for.
     """
 
-    def register(fn: CaseFunction) -> CaseFunction:
+    def register(fn: CaseFn) -> CaseFn:
         if any(c.name == name for c in _CASES):
             raise ValueError(f"case {name!r} defined twice")
         _CASES.append(

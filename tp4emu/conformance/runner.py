@@ -38,7 +38,7 @@ class Hooks:
     case_finished: Callable[[CaseResult, int, int], None] | None = None
     """``(result, index, total)`` after it."""
     listening: Callable[[tuple[str, int]], None] | None = None
-    """Responder role: the address the tester listens on (port 0 resolved), before the first case."""
+    """Responder role: the address the tester listens on (port 0 resolved), before any case."""
 
 
 class _Refs:

@@ -282,10 +282,7 @@ class Session:
     def pics(self, section: str, item: str, value: object) -> None:
         """State what the IUT was seen to support (``section``: classes, formats,
         options, parameters, timers, behaviour)."""
-        if isinstance(value, bool):
-            text = "yes" if value else "no"
-        else:
-            text = str(value)
+        text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
         self.pics_items.append(PicsItem(section, item, text, self.info.name))
 
     def fail(
@@ -303,7 +300,7 @@ class Session:
         raise Skip(reason)
 
     def require(self, *needs: str) -> None:
-        """Skip the case unless the run has each need (``reply``, ``echo``, ``ut``, ``max_tsdu``)."""
+        """Skip the case unless the run has each need: ``reply``, ``echo``, ``ut``, ``max_tsdu``."""
         for need in needs:
             if need == "reply" and not self.app.replies:
                 self.skip(f"needs an application that answers (--app {self.app.name} does not)")
@@ -652,7 +649,7 @@ class Session:
                 f"expected {want}, got {item.summary()}", expected=want, observed=[item.summary()]
             )
 
-    async def wait_for(self, pattern: Pattern, timeout: float) -> TPDU | None:
+    async def wait_for(self, pattern: Pattern, timeout: float) -> Any:
         """The first arrival matching *pattern* within *timeout*, passing over the rest; None
         if none (no verdict: for measurements)."""
         deadline = trio.current_time() + timeout

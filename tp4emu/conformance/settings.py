@@ -105,7 +105,8 @@ def parse_timer(text: str, timers: Timers) -> Timers:
         raise ValueError(f"--timer {text!r}: {value!r} is not a number") from None
     if number <= 0:
         raise ValueError(f"--timer {text!r}: must be positive")
-    return replace(timers, **{attr: number})
+    changes: dict[str, Any] = {attr: number}
+    return replace(timers, **changes)
 
 
 PROFILES: dict[str, Timers] = {

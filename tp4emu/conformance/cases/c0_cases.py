@@ -3,6 +3,8 @@ DR and ER, invalid TPKTs and TPDUs, the IUT's CR wait."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import trio
 
 from ...wire import AK, CC, DC, DR, DT0, ER, AlternativeClasses, UnknownParam, encode_tpkt
@@ -34,7 +36,7 @@ async def _refused_or_closed(s: Session, what: str) -> str:
     return _did(got, closed=True)
 
 
-def _did(got: list[object], *, closed: bool) -> str:
+def _did(got: Sequence[object], *, closed: bool) -> str:
     done = " + ".join(
         f"ER cause {t.cause}" if isinstance(t, ER) else f"DR {dr_reason(t.reason)}"  # type: ignore[attr-defined]
         for t in got
@@ -60,8 +62,11 @@ async def _refused_or_ignored(s: Session, c: C0 | None, what: str) -> str:
         if isinstance(item.tpdu, (ER, DR)):
             seen.append(item.tpdu)
             continue
-        s.fail(f"{item.summary()} {what}", expected="ER, DR, the TCP close, or nothing",
-               observed=[item.summary()])
+        s.fail(
+            f"{item.summary()} {what}",
+            expected="ER, DR, the TCP close, or nothing",
+            observed=[item.summary()],
+        )
     if seen:
         return _did(seen, closed=False)
     if c is None:
@@ -160,8 +165,9 @@ async def size_8192(s: Session) -> None:
         return
     s.pics("parameters", "TPDU size chosen for 8192 proposed", got.tpdu_size or 128)
     if (got.tpdu_size or 128) > 2048:
-        s.fail(f"TPDU size {got.tpdu_size} chosen in class 0", expected="<= 2048",
-               observed=[repr(got)])
+        s.fail(
+            f"TPDU size {got.tpdu_size} chosen in class 0", expected="<= 2048", observed=[repr(got)]
+        )
     async with s.postamble():
         await s.close()
 
@@ -180,10 +186,14 @@ async def class4_alt0(s: Session) -> None:
     await s.send(cr)
     got = await s.expect(CC, DR, fields={"dst_ref": s.our_ref})
     if isinstance(got, CC) and got.protocol_class != 0:
-        s.fail(f"CC of class {got.protocol_class} over TCP", expected="class 0",
-               observed=[repr(got)])
-    s.pics("classes", "class 4 with alternative 0", "class 0" if isinstance(got, CC)
-           else f"refused: DR {got.reason}")
+        s.fail(
+            f"CC of class {got.protocol_class} over TCP", expected="class 0", observed=[repr(got)]
+        )
+    s.pics(
+        "classes",
+        "class 4 with alternative 0",
+        "class 0" if isinstance(got, CC) else f"refused: DR {got.reason}",
+    )
     async with s.postamble():
         await s.close()
 
@@ -206,8 +216,11 @@ async def class4_only(s: Session) -> None:
     t = item.tpdu
     if isinstance(t, CC):
         if t.protocol_class != 0:
-            s.fail(f"CC of class {t.protocol_class} over TCP", expected="DR, or class 0",
-                   observed=[item.summary()])
+            s.fail(
+                f"CC of class {t.protocol_class} over TCP",
+                expected="DR, or class 0",
+                observed=[item.summary()],
+            )
         s.note("confirmed in class 0, which the CR did not offer")
         s.pics("classes", "CR of class 4 only", "CC of class 0")
     elif isinstance(t, DR):
@@ -215,8 +228,11 @@ async def class4_only(s: Session) -> None:
     elif item.kind in ("eof", "reset"):
         s.pics("classes", "CR of class 4 only", "TCP close")
     else:
-        s.fail(f"unexpected answer {item.summary()}", expected="DR, CC or the TCP close",
-               observed=[item.summary()])
+        s.fail(
+            f"unexpected answer {item.summary()}",
+            expected="DR, CC or the TCP close",
+            observed=[item.summary()],
+        )
     async with s.postamble():
         await s.close()
 
@@ -253,7 +269,9 @@ async def long_tsaps(s: Session) -> None:
         s.pics("parameters", "32-octet TSAP-IDs", f"refused: DR {got.reason}")
         s.outcome = f"refused: DR {dr_reason(got.reason)}"
         return
-    s.pics("parameters", "32-octet TSAP-IDs", "echoed" if got.calling_tsap == calling else "accepted")
+    s.pics(
+        "parameters", "32-octet TSAP-IDs", "echoed" if got.calling_tsap == calling else "accepted"
+    )
     async with s.postamble():
         await s.close()
 
@@ -272,8 +290,11 @@ async def ut_reject(s: Session) -> None:
     await s.send(cr0(s, calling=UT_REJECT))
     got = await s.expect_close(allow=(DR,), timeout=s.settings.response_time * 2)
     if not got or not isinstance(got[0], DR) or got[0].reason != 128:
-        s.fail("no DR of reason 128 before the close", expected="DR reason 128, TCP close",
-               observed=[repr(t) for t in got])
+        s.fail(
+            "no DR of reason 128 before the close",
+            expected="DR reason 128, TCP close",
+            observed=[repr(t) for t in got],
+        )
 
 
 @case(
@@ -455,8 +476,11 @@ async def iut_aborts(s: Session) -> None:
     await c.send_tsdu(UT_ABORT)
     got = await s.expect_close(allow=(DR,))
     if not got or got[0].reason != 128:  # type: ignore[union-attr]
-        s.fail("no DR of reason 128 before the close", expected="DR reason 128",
-               observed=[repr(t) for t in got])
+        s.fail(
+            "no DR of reason 128 before the close",
+            expected="DR reason 128",
+            observed=[repr(t) for t in got],
+        )
 
 
 @case(
@@ -633,8 +657,10 @@ async def cr_wait(s: Session) -> None:
     item = await s.next(start + wait)
     if item is None:
         if known is not None:
-            s.fail(f"the connection stayed open {wait:.3f} s without a CR",
-                   expected=f"the TCP close after {known:g} s")
+            s.fail(
+                f"the connection stayed open {wait:.3f} s without a CR",
+                expected=f"the TCP close after {known:g} s",
+            )
         s.inconclusive(f"still open after {wait:g} s (the timer limit)")
     if item.kind not in ("eof", "reset"):
         s.fail(f"unexpected {item.summary()}", expected="the TCP close")
@@ -657,8 +683,13 @@ async def confirm_timeout(s: Session) -> None:
     """The upper tester neither confirms nor rejects (calling TSAP ``UT:IGNORE``):
     a DR after the IUT's confirm timeout, then the TCP close."""
     await s.send(cr0(s, calling=UT_IGNORE))
-    await again(s, Pattern(DR, fields={"dst_ref": s.our_ref}), since=s.last_sent,
-                known=s.settings.timers.confirm_timeout, name="confirm timeout")
+    await again(
+        s,
+        Pattern(DR, fields={"dst_ref": s.our_ref}),
+        since=s.last_sent,
+        known=s.settings.timers.confirm_timeout,
+        name="confirm timeout",
+    )
     await s.expect_close()
 
 
@@ -682,13 +713,18 @@ async def rsp_cr(s: Session) -> None:
     cr: CR = await s.expect(CR, fields={"dst_ref": 0}, timeout=s.settings.connect_wait)
     alternatives = cr.param(AlternativeClasses)
     if cr.protocol_class != 0 and 0 not in (alternatives.classes if alternatives else ()):
-        s.fail(f"CR of class {cr.protocol_class} over TCP without class 0",
-               expected="class 0", observed=[repr(cr)])
+        s.fail(
+            f"CR of class {cr.protocol_class} over TCP without class 0",
+            expected="class 0",
+            observed=[repr(cr)],
+        )
     if (cr.tpdu_size or 128) > 2048 and cr.protocol_class == 0:
         s.fail(f"TPDU size {cr.tpdu_size} proposed in class 0", expected="<= 2048")
     s.pics("classes", "class 0 (initiator)", True)
     s.pics("parameters", "TPDU size proposed (class 0)", cr.tpdu_size or "absent (128)")
-    s.pics("parameters", "parameters in CR (class 0)", " ".join(f"0x{p.code:02X}" for p in cr.params))
+    s.pics(
+        "parameters", "parameters in CR (class 0)", " ".join(f"0x{p.code:02X}" for p in cr.params)
+    )
     cc = cc0_for(s, cr, size=128)
     await s.send(cc)
     c = C0(s, cr.src_ref, tpdu_size=128, cr=cr, cc=cc)
@@ -716,8 +752,11 @@ async def rsp_refused(s: Session) -> None:
     await s.send(DR(cr.src_ref, 0, 2))
     item = await s.next(trio.current_time() + s.settings.response_time)
     if item is not None and item.kind not in ("eof", "reset"):
-        s.fail(f"{item.summary()} after the refusal", expected="nothing, or the TCP close",
-               observed=[item.summary()])
+        s.fail(
+            f"{item.summary()} after the refusal",
+            expected="nothing, or the TCP close",
+            observed=[item.summary()],
+        )
 
 
 @case(
@@ -740,4 +779,3 @@ async def rsp_releases(s: Session) -> None:
     await c.receive_tsdu()
     await c.send_tsdu(b"bye")
     await s.expect_close(allow=(DR,))
-

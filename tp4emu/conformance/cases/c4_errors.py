@@ -1,4 +1,4 @@
-"""Class 4, error handling and invalid input: ER, checksums, bad TPDUs, unknown references, floods."""
+"""Class 4, error handling and invalid input: ER, checksums, bad TPDUs, unknown references."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import trio
 
 from ...wire import AK, CC, DR, DT, DT0, EA, ER, RJ, encode_one
 from ...wire.checksum import checksum_octets
-from ..apps import UT_REJECT
+from ..apps import UT_IGNORE, UT_REJECT
 from ..match import NONZERO
 from ..model import Group
 from ..peer4 import C4, cr4
@@ -130,14 +130,15 @@ async def dt_unknown(s: Session) -> None:
     clause="ISO 8073 6.5, 6.6 (DR reason 1: congestion at TSAP)",
     cls=4,
     maybe_rows=["CONFIRMING:evict", "AKWAIT:evict", "CLOSING:evict"],
+    # (driven when the IUT bounds its unanswered connections below the burst)
     time_limit=30.0,
 )
 async def congestion(s: Session) -> None:
     """Connections whose peer never answers (a CR refused by the upper tester
-    and left without DC, a CC left without AK, then ``--flood`` CRs at once)
-    may be refused or evicted (DR reason 1, congestion): each of the burst's
-    CRs is answered with a CC or a DR, and afterwards a new connection is
-    accepted: the IUT survived."""
+    and left without DC, a CC left without AK, then ``--flood`` CRs at once,
+    which the upper tester leaves unanswered) may be refused or evicted (DR
+    reason 1, congestion): each of the burst's CRs is answered with a CC or a
+    DR, and afterwards a new connection is accepted: the IUT survived."""
     base = (s.our_ref + 0x100) % 0xFF00 + 1
     refs = []
     if s.settings.upper_tester:
@@ -147,7 +148,8 @@ async def congestion(s: Session) -> None:
     held = cr4(s, src_ref=base + 1)
     await s.send(held, checksum=True)
     await s.expect(CC, fields={"dst_ref": base + 1}, checksum=True)
-    burst = [cr4(s, src_ref=base + 2 + i) for i in range(s.settings.flood)]
+    hold = UT_IGNORE if s.settings.upper_tester else b""
+    burst = [cr4(s, src_ref=base + 2 + i, data=hold) for i in range(s.settings.flood)]
     await s.send(*burst, checksum=True)
     refs = [cr.src_ref for cr in burst]
     answered: dict[int, str] = {}

@@ -105,8 +105,9 @@ async def fcc_mismatch(s: Session) -> None:
     await s.send(AK(c.peer_ref, c.rcv_nxt % c.mod, c.window, c.extended, (fcc,)))
     got = await s.wait_for(Pattern(AK, fields={"dst_ref": s.our_ref}), s.settings.response_time)
     if isinstance(got, AK) and got.nr != 0:
-        s.fail(f"AK nr {got.nr}: acknowledges DTs never sent", expected="AK nr 0",
-               observed=[repr(got)])
+        s.fail(
+            f"AK nr {got.nr}: acknowledges DTs never sent", expected="AK nr 0", observed=[repr(got)]
+        )
     if got is None:
         s.pics("parameters", "flow control confirmation (0x8C) answered", False)
         s.inconclusive("no AK: the IUT does not answer flow control confirmations")

@@ -49,9 +49,9 @@ async def third_message(s: Session, c: C4) -> None:
         await s.send(c.ak())
 
 
-async def _accept(s: Session, **cc_kw: object) -> C4:
+async def _accept(s: Session) -> C4:
     async with s.preamble():
-        c, _ = await C4.accept(s, **cc_kw)
+        c, _ = await C4.accept(s)
         await third_message(s, c)
     return c
 
@@ -294,15 +294,28 @@ async def abandon(s: Session) -> None:
     cr = await expect_cr(s, forget_repeats=False)
     first = s.last_at
     # the client abandons UT_ABANDON_AFTER after its connect began (its first CR)
-    await s.sleep(max(0.0, first + UT_ABANDON_AFTER + s.tol(UT_ABANDON_AFTER) - trio.current_time()))
+    await s.sleep(
+        max(0.0, first + UT_ABANDON_AFTER + s.tol(UT_ABANDON_AFTER) - trio.current_time())
+    )
     await s.send(cc_for(s, cr), checksum=True)
-    dr: DR = await s.expect(DR, fields={"dst_ref": s.our_ref, "src_ref": cr.src_ref},
-                            ignore=lambda i: isinstance(i.tpdu, CR))
-    late = [i for i in s.observed if isinstance(i.tpdu, CR) and i.tpdu.src_ref == cr.src_ref
-            and i.at > first + UT_ABANDON_AFTER + s.tol(UT_ABANDON_AFTER)]
+    dr: DR = await s.expect(
+        DR,
+        fields={"dst_ref": s.our_ref, "src_ref": cr.src_ref},
+        ignore=lambda i: isinstance(i.tpdu, CR),
+    )
+    late = [
+        i
+        for i in s.observed
+        if isinstance(i.tpdu, CR)
+        and i.tpdu.src_ref == cr.src_ref
+        and i.at > first + UT_ABANDON_AFTER + s.tol(UT_ABANDON_AFTER)
+    ]
     if late:
-        s.fail(f"{len(late)} CRs after the connect was abandoned", expected="no CR",
-               observed=[i.summary() for i in late])
+        s.fail(
+            f"{len(late)} CRs after the connect was abandoned",
+            expected="no CR",
+            observed=[i.summary() for i in late],
+        )
     s.pics("behaviour", "DR reason for a CC after the connect was abandoned", dr_reason(dr.reason))
 
 
@@ -414,7 +427,7 @@ async def dr_retransmit(s: Session) -> None:
 async def dr_give_up(s: Session) -> None:
     """The IUT's DR is never confirmed: it is retransmitted (N times when N is
     known), then the IUT stops (its reference frozen)."""
-    c, dr, at = await _iut_dr(s)
+    c, _, at = await _iut_dr(s)
     count, _ = await count_until_stop(
         s,
         Pattern(DR, fields={"dst_ref": s.our_ref, "src_ref": c.peer_ref}),

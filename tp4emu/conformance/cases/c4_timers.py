@@ -160,8 +160,12 @@ async def cc_give_up(s: Session) -> None:
     await s.send(cr, checksum=True)
     cc: CC = await s.expect(CC, fields={"dst_ref": s.our_ref}, checksum=True)
     repeated = await s.send(cr, checksum=True)
-    await s.expect(CC, fields={"dst_ref": s.our_ref, "src_ref": cc.src_ref}, checksum=True,
-                   label="the CC again for the repeated CR")
+    await s.expect(
+        CC,
+        fields={"dst_ref": s.our_ref, "src_ref": cc.src_ref},
+        checksum=True,
+        label="the CC again for the repeated CR",
+    )
     count, end = await count_until_stop(
         s,
         Pattern(CC, fields={"dst_ref": s.our_ref, "src_ref": cc.src_ref}, checksum=True),
@@ -411,18 +415,23 @@ async def ack_time(s: Session) -> None:
     group=G,
     clause="ISO 8073 6.5, 6.6 (refusal by the responder)",
     cls=4,
-    rows=["CONFIRMING:confirm timeout"],
+    rows=["CONFIRMING:confirm timeout", "CONFIRMING:CR"],
     needs=["ut"],
 )
 async def confirm_timeout(s: Session) -> None:
     """The CR's connect data tells the upper tester to neither confirm nor
-    reject: no CC comes; after the IUT's confirm timeout a DR refuses it."""
-    await s.send(cr4(s, data=UT_IGNORE), checksum=True)
+    reject: no CC comes, not even for the CR repeated meanwhile (one
+    connection, still confirming); after the IUT's confirm timeout, counted
+    from the first CR, a DR refuses it."""
+    cr = cr4(s, data=UT_IGNORE)
+    first = await s.send(cr, checksum=True)
     known = s.settings.timers.confirm_timeout
+    await s.sleep(min(0.1, known / 4) if known else 0.1)
+    await s.send(cr, checksum=True)
     dr = await again(
         s,
         Pattern(DR, fields={"dst_ref": s.our_ref}, checksum=None),
-        since=s.last_sent,
+        since=first,
         known=known,
         name="confirm timeout",
     )

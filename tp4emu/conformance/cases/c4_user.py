@@ -27,8 +27,9 @@ async def _cc(s: Session, data: bytes) -> C4:
     """Our CR carrying the upper tester's *data*; the CC (checked); no AK yet."""
     cr = cr4(s, data=data)
     await s.send(cr, checksum=True)
-    cc: CC = await s.expect(CC, fields={"dst_ref": s.our_ref, "protocol_class": 4},
-                            checksum=True, ignore=(DT, ED))
+    cc: CC = await s.expect(
+        CC, fields={"dst_ref": s.our_ref, "protocol_class": 4}, checksum=True, ignore=(DT, ED)
+    )
     return C4.from_cc(s, cr, cc)
 
 
@@ -48,8 +49,11 @@ async def user_rejects(s: Session) -> None:
     await s.send(cr4(s, data=UT_REJECT), checksum=True)
     dr: DR = await s.expect(DR, fields={"dst_ref": s.our_ref}, checksum=True)
     if dr.reason != 128:
-        s.fail(f"DR reason {dr_reason(dr.reason)}", expected="128 (normal disconnect)",
-               observed=[repr(dr)])
+        s.fail(
+            f"DR reason {dr_reason(dr.reason)}",
+            expected="128 (normal disconnect)",
+            observed=[repr(dr)],
+        )
     await s.send(DC(dr.src_ref, s.our_ref), checksum=True)
     await s.expect_silence(label="the DC ended the refusal")
 
@@ -185,9 +189,7 @@ async def user_closes_in_akwait(s: Session) -> None:
     """The upper tester confirms and closes at once (``UT:CONFIRM-CLOSE``): the
     CC, then a DR (the handshake never completes); the tester's DC ends it."""
     c = await _cc(s, UT_CONFIRM_CLOSE)
-    dr: DR = await s.expect(DR, fields={"dst_ref": s.our_ref, "src_ref": c.peer_ref},
-                            ignore=(CC,))
+    dr: DR = await s.expect(DR, fields={"dst_ref": s.our_ref, "src_ref": c.peer_ref}, ignore=(CC,))
     s.pics("behaviour", "DR reason closing in AKWAIT", dr_reason(dr.reason))
     await s.send(c.dc())
     await s.expect_silence(ignore=(CC,))
-
