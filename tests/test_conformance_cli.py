@@ -136,3 +136,12 @@ def test_a_run_against_tp4emu_serve_writes_every_report(
     assert len(records) >= 6 and any(r.dst[1] == serve for r in records)
     assert main([*argv[:6], "--color", "never", "--report", str(html)]) == 0
     assert html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_nothing_shown_is_not_a_success(capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing listens on the TCP port: every case is inconclusive, the exit status 1."""
+    argv = ["conformance", "tcp://127.0.0.1:9", "--case", "c0.est.cr-cc", "--color", "never"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "inconclusive" in captured.out and "cannot open a TCP connection" in captured.out
+    assert "no case passed" in captured.err

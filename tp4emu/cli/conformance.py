@@ -9,16 +9,15 @@ instead: the implementation connects to the tester. ``--list`` shows the
 cases (their group and clause) without running them.
 
 Exit status: 0 when no case failed (inconclusive and skipped cases do not
-fail a run), 1 when one failed or the tester erred, 2 on a usage error or
-when the run could not start (an address that does not resolve or cannot
-be listened on).
+fail a run), 1 when one failed, the tester erred or no case passed at all
+(nothing was shown), 2 on a usage error or when the run could not start (an
+address that does not resolve or cannot be listened on).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -328,7 +327,7 @@ def _reports(args: argparse.Namespace, suite: SuiteResult) -> int:
             print(problem, file=sys.stderr)
     if any(problems):
         return 1
+    if not any(r.verdict is Verdict.PASS for r in suite.results):
+        print(f"{PROG}: no case passed: nothing was shown of {suite.target}", file=sys.stderr)
+        return 1
     return 0 if suite.ok else 1
-
-
-_ = (replace, Verdict)

@@ -238,7 +238,14 @@ async def run_suite(
             for index, info in enumerate(cases):
                 if hooks.case_started:
                     hooks.case_started(info, index, total)
-                result = await _run_case(info, settings, refs, responder, family, address, recorder)
+                try:
+                    result = await _run_case(
+                        info, settings, refs, responder, family, address, recorder
+                    )
+                except (
+                    Exception
+                ) as exc:  # (a link's reader failed): this case errs, the run goes on
+                    result = CaseResult(info, Verdict.ERROR, f"{type(exc).__name__}: {exc}")
                 suite.pics.extend(result.pics)
                 suite.results.append(result)
                 if hooks.case_finished:
