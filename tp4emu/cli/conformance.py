@@ -135,6 +135,20 @@ def add_conformance_parser(subparsers: Any, common: argparse.ArgumentParser) -> 
         help="how long the implementation is given to answer (default 1 s)",
     )
     p.add_argument(
+        "--silence",
+        type=float,
+        default=0.3,
+        metavar="S",
+        help="how long 'the implementation sends nothing' is watched (default 0.3 s)",
+    )
+    p.add_argument(
+        "--flood",
+        type=int,
+        default=8,
+        metavar="N",
+        help="CRs the congestion case sends at once (default 8)",
+    )
+    p.add_argument(
         "--timer-limit",
         type=float,
         default=30.0,
@@ -176,6 +190,8 @@ def _settings(args: argparse.Namespace, target: Target) -> Settings:
         ("--response-time", args.response_time),
         ("--timer-limit", args.timer_limit),
         ("--connect-wait", args.connect_wait),
+        ("--silence", args.silence),
+        ("--flood", args.flood),
     ):
         if not value > 0:
             raise ValueError(f"{name} must be positive")
@@ -197,6 +213,8 @@ def _settings(args: argparse.Namespace, target: Target) -> Settings:
         response_time=args.response_time,
         timer_limit=args.timer_limit,
         connect_wait=args.connect_wait,
+        silence=args.silence,
+        flood=args.flood,
         seed=args.seed,
     )
 

@@ -7,7 +7,19 @@ from collections.abc import Sequence
 
 import trio
 
-from ...wire import AK, CC, DC, DR, DT0, ER, AlternativeClasses, UnknownParam, encode_tpkt
+from ...wire import (
+    AK,
+    CC,
+    CR,
+    DC,
+    DR,
+    DT0,
+    ER,
+    AlternativeClasses,
+    UnknownParam,
+    encode,
+    encode_tpkt,
+)
 from ..apps import UT_ABORT, UT_CLOSE, UT_IGNORE, UT_REJECT, pattern
 from ..model import Group
 from ..peer0 import C0, cc0_for, cr0
@@ -376,8 +388,6 @@ async def tpkts_in_one(s: Session) -> None:
 
 
 def _dt(data: bytes, eot: bool = True) -> bytes:
-    from ...wire import encode
-
     return encode(DT0(0, eot, data))
 
 
@@ -582,8 +592,6 @@ async def tpkt_version(s: Session) -> None:
 
 
 def _cr_bytes(s: Session) -> bytes:
-    from ...wire import encode
-
     return encode(cr0(s))
 
 
@@ -708,8 +716,6 @@ async def rsp_cr(s: Session) -> None:
     """The IUT connects: its first TPKT (version 3) holds a CR of class 0 (or
     offering class 0), DST-REF 0, no class options, a TPDU size not above
     2048; after the tester's CC it may send DTs that fit the size chosen."""
-    from ...wire import CR
-
     cr: CR = await s.expect(CR, fields={"dst_ref": 0}, timeout=s.settings.connect_wait)
     alternatives = cr.param(AlternativeClasses)
     if cr.protocol_class != 0 and 0 not in (alternatives.classes if alternatives else ()):
@@ -746,8 +752,6 @@ async def rsp_cr(s: Session) -> None:
 async def rsp_refused(s: Session) -> None:
     """The tester refuses the IUT's CR with a DR (reason 2): the IUT sends nothing
     more on that connection and closes it (the tester's close may come first)."""
-    from ...wire import CR
-
     cr: CR = await s.expect(CR, fields={"dst_ref": 0}, timeout=s.settings.connect_wait)
     await s.send(DR(cr.src_ref, 0, 2))
     item = await s.next(trio.current_time() + s.settings.response_time)
@@ -771,8 +775,6 @@ async def rsp_refused(s: Session) -> None:
 async def rsp_releases(s: Session) -> None:
     """The upper tester's client sends ``UT:HELLO``; the tester's TSDU makes it
     release: the TCP close."""
-    from ...wire import CR
-
     cr: CR = await s.expect(CR, fields={"dst_ref": 0}, timeout=s.settings.connect_wait)
     await s.send(cc0_for(s, cr))
     c = C0(s, cr.src_ref, tpdu_size=min(cr.tpdu_size or 128, 2048), cr=cr)

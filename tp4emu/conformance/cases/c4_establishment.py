@@ -7,15 +7,13 @@ from ...wire import (
     CC,
     DC,
     DR,
-    DT,
     EA,
     ED,
     ER,
-    AdditionalOptions,
     AlternativeClasses,
     UnknownParam,
 )
-from ..match import ANY, NONZERO, OneOf
+from ..match import NONZERO
 from ..model import Group
 from ..peer4 import C4, cr4
 from ..registry import case
@@ -529,6 +527,3 @@ async def concatenated(s: Session) -> None:
         s.fail(problem, expected="the application's reply")
     async with s.postamble():
         await c.release()
-
-
-_unused = (AK, DT, ED, ANY, OneOf, AdditionalOptions)

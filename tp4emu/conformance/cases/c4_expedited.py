@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ...wire import AK, DT, EA, ED
+from ...wire import AK, EA, ED
 from ..model import Group
-from ..peer4 import C4
+from ..peer4 import C4, cr4
 from ..registry import case
 from ..session import Pattern, Session
 
@@ -136,8 +136,6 @@ async def not_agreed(s: Session) -> None:
     """On a connection whose CR did not propose expedited data, the tester
     sends an ED: the IUT must not take it (no EA); it may release (DR) or
     answer with an ER."""
-    from ..peer4 import cr4
-
     async with s.preamble():
         c = await C4.open(s, cr4(s, options=0x00))
     await s.send(c.ed(b"x"))
@@ -150,6 +148,3 @@ async def not_agreed(s: Session) -> None:
         )
     async with s.postamble():
         await c.release()
-
-
-_ = DT
