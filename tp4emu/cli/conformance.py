@@ -9,9 +9,9 @@ instead: the implementation connects to the tester. ``--list`` shows the
 cases (their group and clause) without running them.
 
 Exit status: 0 when no case failed (inconclusive and skipped cases do not
-fail a run), 1 when one failed, the tester erred or no case passed at all
-(nothing was shown), 2 on a usage error or when the run could not start (an
-address that does not resolve or cannot be listened on).
+fail a run); 1 when one failed, the tester erred, no case passed at all
+(nothing was shown) or the run could not start (an address that does not
+resolve or cannot be listened on); 2 on a usage error (one line on stderr).
 """
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         except OSError as exc:
             progress.__exit__(None, None, None)
             print(f"{PROG}: {target}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+            return 1
     render_console(suite, progress.console)
     return _reports(args, suite)
 
