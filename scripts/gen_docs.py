@@ -5,7 +5,8 @@ Run: .venv/bin/python scripts/gen_docs.py  (tests/test_docs.py fails when they a
 A generated section sits between ``<!-- generated:NAME -->`` and ``<!-- /generated -->``
 in one of PAGES (docs/guide.md: the state diagram, the transition tables, the settings,
 open_endpoint's signature; docs/ladder.md: the demo's ladder diagrams in Mermaid;
-docs/inetd.md and the guide: serve --exec's DR reasons and options). FILES
+docs/inetd.md and the guide: serve --exec's DR reasons and options;
+docs/conformance.md: the case library and the rows each case drives). FILES
 are written whole: the ladder diagrams as SVG in docs/img/, from the demo's story replayed
 on the sans-IO engines (tp4emu/cli/replay.py), the same every time.
 """
@@ -26,11 +27,13 @@ from tp4emu.capture.ladder import Ladder, to_mermaid, to_svg  # noqa: E402
 from tp4emu.cli.inetd import options_markdown, reasons_markdown  # noqa: E402
 from tp4emu.cli.replay import replay_ladders  # noqa: E402
 from tp4emu.core.class0 import table_markdown as class0_table  # noqa: E402
-from tp4emu.core.state import mermaid, table_markdown  # noqa: E402
+from tp4emu.conformance import all_cases  # noqa: E402
+from tp4emu.conformance.coverage import NOT_DRIVABLE, claimed_rows  # noqa: E402
+from tp4emu.core.state import TRANSITIONS, mermaid, table_markdown  # noqa: E402
 
 DOCS = ROOT / "docs"
 GUIDE = DOCS / "guide.md"
-PAGES = [GUIDE, DOCS / "ladder.md", DOCS / "inetd.md"]
+PAGES = [GUIDE, DOCS / "ladder.md", DOCS / "inetd.md", DOCS / "conformance.md"]
 
 
 def config_table() -> str:
@@ -95,6 +98,31 @@ def ladder_mermaid(name: str) -> str:
     return "```mermaid\n" + to_mermaid(ladders()[name]) + "```\n"
 
 
+def conformance_cases() -> str:
+    """The case library as a Markdown table, in run order."""
+    rows = ["| case | group | tester | clause | the IUT must | needs |", "|---|---|---|---|---|---|"]
+    for c in all_cases():
+        needs = ", ".join(sorted(c.needs))
+        rows.append(
+            f"| `{c.name}` | {c.group.value} | {c.role} | {c.clause} | {c.title} | {needs} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def conformance_rows() -> str:
+    """Each row of the class 4 transition table with the cases that drive it."""
+    claimed = claimed_rows(all_cases())
+    out = ["| state | input | driven by |", "|---|---|---|"]
+    for state, inp in TRANSITIONS:
+        row = (state.value, inp.value)
+        if row in NOT_DRIVABLE:
+            who = f"not drivable: {NOT_DRIVABLE[row]}"
+        else:
+            who = ", ".join(f"`{n}`" for n in claimed.get(row, []))
+        out.append(f"| {state.value} | {inp.value} | {who} |")
+    return "\n".join(out) + "\n"
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "states": lambda: "```mermaid\n" + mermaid() + "```\n",
     "transitions": table_markdown,
@@ -105,6 +133,8 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "ladder_tcp": lambda: ladder_mermaid("tcp"),
     "inetd_reasons": reasons_markdown,
     "inetd_options": options_markdown,
+    "conformance_cases": conformance_cases,
+    "conformance_rows": conformance_rows,
 }
 
 

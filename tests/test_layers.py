@@ -1,12 +1,14 @@
 """The package's layers, checked: each imports only from the layers below it.
 
-    wire  ->  core, capture  ->  transport  ->  api (tp4emu/api.py, tp4emu/inherit.py,
-    tp4emu/__init__.py)  ->  cli
+    wire  ->  core, capture  ->  transport, conformance  ->  api (tp4emu/api.py,
+    tp4emu/inherit.py, tp4emu/__init__.py)  ->  cli
 
 ``wire`` (codec) and ``core`` (sans-IO engines) do no I/O (tests/test_core_purity.py);
 ``capture`` reads and writes files but knows no socket; ``transport`` holds the
-trio drivers; ``api`` the one ``open_endpoint`` and ``serve``; ``cli`` the
-command line and its applications. Imports are read from the source with
+trio drivers; ``conformance`` the conformance tester, which plays the peer with raw
+TPDUs: it may use ``wire`` and ``capture`` but never ``core``'s engines
+(``test_conformance_plays_no_engine``); ``api`` the one ``open_endpoint`` and
+``serve``; ``cli`` the command line and its applications. Imports are read from the source with
 :mod:`ast`, ``TYPE_CHECKING`` blocks and function-level imports included.
 """
 
@@ -19,7 +21,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tp4emu"
 
-LAYER = {"wire": 0, "core": 1, "capture": 1, "transport": 2, "api": 3, "cli": 4, "__main__": 5}
+LAYER = {
+    "wire": 0,
+    "core": 1,
+    "capture": 1,
+    "transport": 2,
+    "conformance": 2,
+    "api": 3,
+    "cli": 4,
+    "__main__": 5,
+}
 
 API_MODULES = {"__init__", "api", "inherit"}
 """The modules of the package's top folder that make the API layer."""
@@ -79,6 +90,12 @@ def test_imports_only_go_down(path: Path) -> None:
         if target == room:
             continue
         assert LAYER[target] < LAYER[room], f"{path} ({room}) imports {target}: not a lower layer"
+
+
+def test_conformance_plays_no_engine() -> None:
+    """The tester builds every TPDU itself: it imports nothing of core (nor transport)."""
+    for path in sorted((PACKAGE / "conformance").rglob("*.py")):
+        assert _targets(path) <= {"wire", "capture", "conformance"}, path
 
 
 def test_the_checker_sees_upward_imports() -> None:

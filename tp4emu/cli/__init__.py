@@ -11,6 +11,9 @@ Subcommands:
 ``ladder``
     A capture drawn as a ladder (message sequence) diagram, Mermaid or SVG
     (:mod:`tp4emu.cli.ladder`).
+``conformance``
+    Test another implementation against ISO 8073 / RFC 1006
+    (:mod:`tp4emu.cli.conformance`).
 ``decode``
     Decode TPDUs from hex arguments (one datagram per argument), from stdin
     (one datagram per line) or from a capture file (``--pcap``), and print
@@ -104,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .ladder import add_ladder_parser
 
     add_ladder_parser(subparsers, common)
+    from .conformance import add_conformance_parser
+
+    add_conformance_parser(subparsers, common)
     return parser
 
 
