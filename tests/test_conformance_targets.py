@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -261,25 +261,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def snap7_server() -> Iterator[int]:
-    from snap7.server import Server
-
-    server = Server(log=False)
-    for attempt in range(5):
-        port = _free_port()
-        try:
-            server.start_to(HOST, tcp_port=port)
-            break
-        except Exception:
-            if attempt == 4:
-                raise
-    try:
-        yield port
-    finally:
-        server.stop()
 
 
 async def test_class0_against_snap7(snap7_server: int) -> None:

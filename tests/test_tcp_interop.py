@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterator
 
 import pytest
 import trio
 from snap7.client import Client  # a pinned test dependency: no skip, CI must run these
-from snap7.server import Server
 
 from tp4emu.core import Config, State
 from tp4emu.transport.tcp import TCPConnection, open_tcp_endpoint
@@ -48,24 +46,6 @@ def setup_ack(request: bytes, pdu_length: int = OUR_PDU_LENGTH) -> bytes:
         + bytes.fromhex("000800000000")
         + struct.pack(">BBHHH", 0xF0, 0, 1, 1, pdu_length)
     )
-
-
-@pytest.fixture
-def snap7_server() -> Iterator[int]:
-    """A running snap7 S7 server on 127.0.0.1; yields its port."""
-    server = Server(log=False)
-    for attempt in range(5):
-        port = free_port()
-        try:
-            server.start_to(HOST, tcp_port=port)
-            break
-        except Exception:
-            if attempt == 4:
-                raise
-    try:
-        yield port
-    finally:
-        server.stop()
 
 
 async def test_our_client_with_snap7_server(snap7_server: int) -> None:
