@@ -440,6 +440,17 @@ class C4:
                 s.fail(f"no {' and '.join(missing)} within {wait:g} s", expected=", ".join(missing))
         return self.tsdus.popleft() if reply else None
 
+    async def complete_then_release(
+        self, *, silence_ignoring: tuple[type, ...] | None = None
+    ) -> None:
+        """Our AK, the third message; with *silence_ignoring*, silence but for
+        those TPDUs; then, in the postamble, our DR and the IUT's DC."""
+        await self.s.send(self.ak())
+        if silence_ignoring is not None:
+            await self.s.expect_silence(ignore=silence_ignoring)
+        async with self.s.postamble():
+            await self.release()
+
     async def release(self, reason: int = 128) -> None:
         """Our DR; the IUT's DC (or its DR: a crossing) must follow."""
         await self.s.send(self.dr(reason))

@@ -125,11 +125,7 @@ async def duplicate_cr(s: Session) -> None:
         checksum=True,
         label="the same CC again",
     )
-    c = C4.from_cc(s, cr, cc)
-    await s.send(c.ak())
-    await s.expect_silence(ignore=(CC,))
-    async with s.postamble():
-        await c.release()
+    await C4.from_cc(s, cr, cc).complete_then_release(silence_ignoring=(CC,))
 
 
 @case(
@@ -154,11 +150,7 @@ async def cr_burst(s: Session) -> None:
             expected="CCs of one reference",
             observed=[i.summary() for i in more],
         )
-    c = C4.from_cc(s, cr, cc)
-    await s.send(c.ak())
-    await s.expect_silence(ignore=(CC,))
-    async with s.postamble():
-        await c.release()
+    await C4.from_cc(s, cr, cc).complete_then_release(silence_ignoring=(CC,))
 
 
 @case(
@@ -293,10 +285,7 @@ async def tpdu_size_absent(s: Session) -> None:
     cc: CC = await s.expect(CC, fields={"dst_ref": s.our_ref, "protocol_class": 4}, checksum=True)
     check_cc(s, cr, cc)
     s.pics("parameters", "TPDU size chosen for none proposed", cc.tpdu_size or "absent (128)")
-    c = C4.from_cc(s, cr, cc)
-    await s.send(c.ak())
-    async with s.postamble():
-        await c.release()
+    await C4.from_cc(s, cr, cc).complete_then_release()
 
 
 @case(
@@ -369,10 +358,7 @@ async def no_expedited(s: Session) -> None:
             observed=[repr(cc)],
         )
     check_cc(s, cr, cc)
-    c = C4.from_cc(s, cr, cc)
-    await s.send(c.ak())
-    async with s.postamble():
-        await c.release()
+    await C4.from_cc(s, cr, cc).complete_then_release()
 
 
 @case(
@@ -473,10 +459,7 @@ async def unknown_parameter(s: Session) -> None:
     cr = cr4(s, extra=[UnknownParam(0xC9, b"\x12\x34")])
     await s.send(cr, checksum=True)
     cc: CC = await s.expect(CC, fields={"dst_ref": s.our_ref, "protocol_class": 4}, checksum=True)
-    c = C4.from_cc(s, cr, cc)
-    await s.send(c.ak())
-    async with s.postamble():
-        await c.release()
+    await C4.from_cc(s, cr, cc).complete_then_release()
 
 
 @case(
@@ -499,10 +482,7 @@ async def connect_data(s: Session) -> None:
             observed=[repr(cc)],
         )
     s.pics("behaviour", "CR with 32 octets of connect data", "accepted")
-    c = C4.from_cc(s, cr, cc)
-    await s.send(c.ak())
-    async with s.postamble():
-        await c.release()
+    await C4.from_cc(s, cr, cc).complete_then_release()
 
 
 @case(

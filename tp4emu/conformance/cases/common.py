@@ -9,7 +9,7 @@ __all__ = ["check_cc", "dr_reason", "pics_of_cc", "pics_of_cr"]
 
 EXPEDITED = AdditionalOptions.USE_EXPEDITED
 NON_USE = AdditionalOptions.NON_USE_OF_CHECKSUM
-SACK = 0x10
+SACK = AdditionalOptions.SELECTIVE_ACK
 
 
 def dr_reason(reason: int) -> str:
