@@ -100,6 +100,11 @@ def _option_flags(*, expedited: bool, checksum: bool, sack: bool) -> int:
     )
 
 
+def _ack_time_ms(config: Config) -> int | None:
+    """The acknowledgement time our CR and CC announce (0x85), in ms, or None."""
+    return None if config.ack_time is None else round(config.ack_time * 1000)
+
+
 def _cc_header(params: tuple[Param, ...]) -> int:
     """LI of a CC with *params*: fixed part (6), each parameter (code, length,
     value), checksum (4)."""
@@ -664,7 +669,7 @@ class Connection:
             self.called_tsap,
             flags,
             preferred=pref is not None,
-            ack_time_ms=None if cfg.ack_time is None else round(cfg.ack_time * 1000),
+            ack_time_ms=_ack_time_ms(cfg),
         )
         cr = CR(
             src_ref=self.local_ref,
@@ -831,7 +836,7 @@ class Connection:
             self.called_tsap,
             flags,
             preferred=self._preferred_size,
-            ack_time_ms=None if cfg.ack_time is None else round(cfg.ack_time * 1000),
+            ack_time_ms=_ack_time_ms(cfg),
         )
         if _cc_header(params) > _MAX_HEADER:
             # The acknowledgement time is optional: left out when the echoed
