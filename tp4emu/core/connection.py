@@ -1190,7 +1190,7 @@ class Connection:
             self._backoff = 1
         if self.selective_ack:
             sack = ak.param(SelectiveAck)
-            if sack is not None and self._note_sacked(sack, seq, now):
+            if sack is not None and self._note_sacked(sack, seq):
                 self._progress_at = now
                 self._cancel_timer(Timer.LOSS_PROBE)  # re-armed from now (RFC 8985 §7.2)
             if unacked and self._resend_lost(now):
@@ -1220,7 +1220,7 @@ class Connection:
             self._want_ack()
         self._pump(now)
 
-    def _note_sacked(self, sack: SelectiveAck, base: int, now: float) -> bool:
+    def _note_sacked(self, sack: SelectiveAck, base: int) -> bool:
         """Mark the DTs the peer holds beyond a hole (0x8F). True if any is new."""
         mod = self._mod
         unacked = self._unacked
