@@ -352,10 +352,23 @@ class RowRecorder:
                 recorder.class0.setdefault(recorder.case, set()).add((conn.state.value, inp.value))
             dispatch0(conn, inp, arg)
 
+        fast = Connection.fast_receive
+
+        def spy_fast(conn: Connection, data: bytes, now: float) -> bool:
+            # Header prediction replays the (OPEN, DT) and (OPEN, AK) rows.
+            taken = fast(conn, data, now)
+            if taken:
+                row = ("OPEN", "DT" if data[1] == 0xF0 else "AK")
+                recorder.taken.setdefault(recorder.case, set()).add(row)
+                recorder.events.append((trio.current_time(), row))
+            return taken
+
         Connection._step = spy  # type: ignore[method-assign]
+        Connection.fast_receive = spy_fast  # type: ignore[method-assign]
         Class0Connection._dispatch = spy0  # type: ignore[method-assign]
         try:
             yield self
         finally:
             Connection._step = step  # type: ignore[method-assign]
+            Connection.fast_receive = fast  # type: ignore[method-assign]
             Class0Connection._dispatch = dispatch0  # type: ignore[method-assign]

@@ -43,6 +43,7 @@ from ..wire import (
     connection_params,
     encode_one,
 )
+from ..wire.checksum import checksum_octets, verify
 from ..wire.params import encode_param_value
 from .budget import ReceiveBudget
 from .config import Config
@@ -89,6 +90,13 @@ _MAX_HEADER = 254  # LI is one octet and 255 is reserved
 
 
 _MAX_SACK_BLOCKS = 16  # in one AK: 2 + 8 x 16 = 130 octets at most (extended format)
+
+_PREDICTED = TRANSITIONS.get((State.OPEN, Input.DT)) == (
+    (None, State.OPEN, "dt_received"),
+) and TRANSITIONS.get((State.OPEN, Input.AK), ((None,),))[-1] == (None, State.OPEN, "ak_received")
+"""Header prediction replays the table's (OPEN, DT) and (OPEN, AK) rules: it is
+on only while they are what it replays (see :meth:`Connection.fast_receive`)."""
+_CHECKSUM_PARAM = b"\xc3\x02\x00\x00"
 
 
 def _option_flags(*, expedited: bool, checksum: bool, sack: bool) -> int:
@@ -233,6 +241,7 @@ class Connection:
         self._reneged: int | None = None  # lowest DT sent that a credit reduction left outside
         self._progress_at = 0.0  # when the peer last acknowledged something new
         self._probed = False  # a loss probe went out for the current flight
+        self._n_sacked = 0  # DTs in _unacked marked sacked
 
         # receiving
         self._rcv_nxt = 0
@@ -247,6 +256,7 @@ class Connection:
         self._adv_uwe = 0
         self._subseq = 0
         self._ack_pending = False
+        self._ack_urgent = False
         self._fcc_pending: FlowControlConfirmation | None = None
 
         # expedited
@@ -389,7 +399,7 @@ class Connection:
         if self._state is State.OPEN and after > before:
             new_uwe = self._rcv_nxt + after
             if self._adv_uwe <= self._rcv_nxt or new_uwe - self._adv_uwe >= max(1, window // 2):
-                self._want_ack()
+                self._want_ack(self._window_low())
         return tsdu
 
     def receive_expedited(self) -> bytes | None:
@@ -449,6 +459,104 @@ class Connection:
         if self._state in (State.OPEN, State.AKWAIT):
             self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
         self._dispatch(inp, tpdu, now)
+
+    def fast_receive(self, data: bytes, now: float) -> bool:
+        """Header prediction (after BSD TCP): take *data*, one whole datagram
+        carrying our reference, at once if it is the common case in OPEN --
+        the next in-sequence DT, or an AK that moves the window on -- and
+        return True; return False, having changed nothing, for anything else,
+        which then takes the full path (decode, :meth:`receive_tpdu`, the
+        transition table).
+
+        The common case is exactly one TPDU in our format, with no parameter
+        but the checksum (when in use) and that checksum right; a DT that is
+        the next expected, inside the window, with nothing held out of order
+        and room for it in the TSDU limit; an AK for DTs sent, that does not
+        reduce the window, with no recovery, credit reduction or selective
+        acknowledgement going on. Then the fast path does what the table's
+        (OPEN, DT) rule (``dt_received``) or (OPEN, AK) rule (``ak_received``,
+        whose ``ak_beyond_sent`` guard cannot hold) does, reading the fields
+        in place instead of building a TPDU object. tests/test_core_fastpath.py
+        proves both paths leave the same connection, send the same octets and
+        count the same.
+        """
+        if self._state is not State.OPEN or not _PREDICTED or not self.validated:
+            return False
+        li = data[0]
+        code = data[1]
+        ext = self.extended
+        checksum = self.checksum
+        if code == 0xF0:
+            fixed = 7 if ext else 4
+        elif code >> 4 == 0x6:
+            fixed = 9 if ext else 4
+            if ext and code != 0x60:
+                return False
+        else:
+            return False
+        if checksum:
+            if li != fixed + 4 or data[fixed + 1] != 0xC3 or data[fixed + 2] != 2:
+                return False
+            if not verify(data):
+                return False
+        elif li != fixed:
+            return False
+        end = li + 1
+        if code == 0xF0:
+            return self._fast_dt(data, end, now)
+        if len(data) != end:
+            return False  # something concatenated after the AK
+        return self._fast_ak(data, now)
+
+    def _fast_dt(self, data: bytes, end: int, now: float) -> bool:
+        if self.extended:
+            v = int.from_bytes(data[4:8], "big")
+            nr, eot = v & 0x7FFFFFFF, v >> 31
+        else:
+            v = data[4]
+            nr, eot = v & 0x7F, v >> 7
+        seq = self._rcv_nxt
+        if nr != seq % self._mod or self._rcv_ooo or seq >= self._adv_uwe:
+            return False
+        payload = data[end:]
+        n = len(payload)
+        cfg = self._config
+        if n > self.max_data or self._reasm_len + n > cfg.max_tsdu_size:
+            return False
+        # receive_tpdu, then the (OPEN, DT) rule's action for this case
+        self._set_timer(Timer.INACTIVITY, now + cfg.inactivity_time)
+        self._hold(n)
+        self._accept(payload, bool(eot))
+        self._want_ack(self._window_low())
+        return True
+
+    def _fast_ak(self, data: bytes, now: float) -> bool:
+        if self.extended:
+            nr = int.from_bytes(data[4:8], "big") & 0x7FFFFFFF
+            credit = int.from_bytes(data[8:10], "big")
+        else:
+            nr = data[4] & 0x7F
+            credit = data[1] & 0x0F
+        una = self._snd_una
+        seq = una + ((nr - una) % self._mod)
+        new_uwe = seq + credit
+        if (
+            not una < seq <= self._snd_nxt
+            or new_uwe < self._snd_uwe
+            or new_uwe < self._snd_nxt
+            or self._reneged is not None
+            or seq < self._recover
+            or self._n_sacked
+        ):
+            return False
+        # receive_tpdu, then the (OPEN, AK) rule's action for this case
+        self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
+        self._ak_seen = (seq, 0, credit)
+        self._peer_window = (nr, 0, credit)
+        self._take_ack(seq, now)
+        self._snd_uwe = new_uwe
+        self._pump(now)
+        return True
 
     def handle_timer(self, now: float) -> None:
         """Run every timer of this connection that expired at *now* (each is an input)."""
@@ -576,6 +684,7 @@ class Connection:
         self._hold(-partial)
         self._send_tsdus.clear()
         self._unacked.clear()
+        self._n_sacked = 0
         self._send_buffered = 0
         self._ed_queue.clear()
         self._ed_out = None
@@ -1032,11 +1141,16 @@ class Connection:
         ext = self.extended
         ref = self.remote_ref
         checksum = self.checksum
+        # The DT's octets are built here, as encode_one(DT(...)) would build them
+        # (tests/test_core_fastpath.py proves it): header, checksum, data, one copy.
+        head = bytes(((7 if ext else 4) + (4 if checksum else 0), 0xF0, ref >> 8, ref & 0xFF))
+        eot_bit = 0x80000000 if ext else 0x80
         while queue and self._snd_nxt < self._snd_uwe:
             tsdu = queue[0]
             off = self._send_off
-            chunk = bytes(tsdu[off : off + max_data])
-            off += len(chunk)
+            chunk = tsdu[off : off + max_data]
+            length = len(chunk)
+            off += length
             eot = off >= len(tsdu)
             if eot:
                 queue.popleft()
@@ -1044,8 +1158,18 @@ class Connection:
             self._send_off = off
             seq = self._snd_nxt
             self._snd_nxt = seq + 1
-            raw = encode_one(DT(ref, seq % mod, eot, chunk, ext), checksum=checksum)
-            unacked[seq] = _Sent(raw, len(chunk), now, self._xmit)
+            nr = seq % mod | (eot_bit if eot else 0)
+            buf = bytearray(head)
+            buf += nr.to_bytes(4, "big") if ext else bytes((nr,))
+            if checksum:
+                position = len(buf) + 2
+                buf += _CHECKSUM_PARAM
+                buf += chunk
+                buf[position : position + 2] = checksum_octets(buf, position)
+            else:
+                buf += chunk
+            raw = bytes(buf)
+            unacked[seq] = _Sent(raw, length, now, self._xmit)
             self._xmit += 1
             if self._ack_pending:
                 # concatenation: the pending AK rides in the DT's datagram
@@ -1149,25 +1273,7 @@ class Connection:
         unacked = self._unacked
         advanced = seq > self._snd_una
         if advanced:
-            freed = 0
-            sample: _Sent | None = None
-            clean = True  # Karn: no sample when recovery time is part of the delay
-            for s in range(self._snd_una, seq):
-                sent = unacked.pop(s)
-                freed += sent.length
-                clean = clean and not sent.resent
-                sample = sent
-            self._snd_una = seq
-            if sample is not None and clean:
-                self._rtt_sample(now - sample.sent_at)
-            self._send_buffered -= freed
-            self._backoff = 1
-            self._dupacks = 0
-            self._progress_at = now
-            self._probed = False
-            self._cancel_timer(Timer.RETRANSMIT)  # re-armed from now for what is left
-            self._cancel_timer(Timer.LOSS_PROBE)
-            self._outbox.append(SendSpaceAvailable(self))
+            self._take_ack(seq, now)
         # The window: lower edge and credit. A reduction below DTs already sent
         # leaves them outside (the peer may discard them); when credit comes
         # back they are sent again at once.
@@ -1220,6 +1326,31 @@ class Connection:
             self._want_ack()
         self._pump(now)
 
+    def _take_ack(self, seq: int, now: float) -> None:
+        """The peer acknowledged every DT below *seq* (> ``_snd_una``): free them."""
+        unacked = self._unacked
+        freed = 0
+        sample: _Sent | None = None
+        clean = True  # Karn: no sample when recovery time is part of the delay
+        for s in range(self._snd_una, seq):
+            sent = unacked.pop(s)
+            freed += sent.length
+            clean = clean and not sent.resent
+            if sent.sacked:
+                self._n_sacked -= 1
+            sample = sent
+        self._snd_una = seq
+        if sample is not None and clean:
+            self._rtt_sample(now - sample.sent_at)
+        self._send_buffered -= freed
+        self._backoff = 1
+        self._dupacks = 0
+        self._progress_at = now
+        self._probed = False
+        self._cancel_timer(Timer.RETRANSMIT)  # re-armed from now for what is left
+        self._cancel_timer(Timer.LOSS_PROBE)
+        self._outbox.append(SendSpaceAvailable(self))
+
     def _note_sacked(self, sack: SelectiveAck, base: int) -> bool:
         """Mark the DTs the peer holds beyond a hole (0x8F). True if any is new."""
         mod = self._mod
@@ -1236,6 +1367,7 @@ class Connection:
                 sent = unacked.get(s)
                 if sent is not None and not sent.sacked:
                     sent.sacked = True
+                    self._n_sacked += 1
                     new = True
         return new
 
@@ -1294,15 +1426,36 @@ class Connection:
             return 0  # the endpoint's receive budget is spent: withhold credit
         return max(0, credit)
 
-    def _want_ack(self) -> None:
+    def _want_ack(self, urgent: bool = True) -> None:
+        """An AK is wanted. An *urgent* one goes out with the driver's next flush;
+        the others may wait (up to our acknowledgement time) for a DT to carry
+        them, or for more DTs to acknowledge at once."""
+        if urgent:
+            self._ack_urgent = True
         if not self._ack_pending:
             self._ack_pending = True
             self._outbox.append(AckWanted(self))
+
+    def _window_low(self) -> bool:
+        """Whether the window the peer may still use is half ours or less: an AK
+        for it is urgent, or a bulk sender would stall on credit."""
+        return self._adv_uwe - self._rcv_nxt <= self._config.receive_window // 2
+
+    @property
+    def ack_pending(self) -> bool:
+        """Whether an AK is wanted and not yet sent (nor carried by a DT)."""
+        return self._ack_pending
+
+    @property
+    def ack_urgent(self) -> bool:
+        """Whether the pending AK (if any) must not wait for a DT to carry it."""
+        return self._ack_pending and self._ack_urgent
 
     def flush_ack(self, now: float) -> None:
         """Send the pending AK, if one is still wanted (called by the endpoint)."""
         if self._ack_pending:
             self._ack_pending = False
+            self._ack_urgent = False
             if self._state is State.OPEN:
                 self._send_ak(now)
 
@@ -1332,10 +1485,31 @@ class Connection:
         self._adv_credit = credit
         self._adv_uwe = max(self._adv_uwe, nr + credit)
         self._ack_pending = False
+        self._ack_urgent = False
         if self._state is State.OPEN:
             self._set_timer(Timer.WINDOW, now + self._config.window_time)
-        ak = AK(self.remote_ref, nr % self._mod, credit, self.extended, tuple(params))
-        return self._encode(ak)
+        if params:
+            return self._encode(
+                AK(self.remote_ref, nr % self._mod, credit, self.extended, tuple(params))
+            )
+        return self._ak_octets(nr % self._mod, credit)
+
+    def _ak_octets(self, nr: int, credit: int) -> bytes:
+        """encode_one(AK(remote_ref, nr, credit, extended)) without parameters, built
+        here (tests/test_core_fastpath.py proves it equal)."""
+        ref = self.remote_ref
+        checksum = self.checksum
+        if self.extended:
+            buf = bytearray((13 if checksum else 9, 0x60, ref >> 8, ref & 0xFF))
+            buf += nr.to_bytes(4, "big")
+            buf += credit.to_bytes(2, "big")
+        else:
+            buf = bytearray((8 if checksum else 4, 0x60 | credit, ref >> 8, ref & 0xFF, nr))
+        if checksum:
+            position = len(buf) + 2
+            buf += _CHECKSUM_PARAM
+            buf[position : position + 2] = checksum_octets(buf, position)
+        return bytes(buf)
 
     def _sack_param(self) -> SelectiveAck:
         """The blocks of DTs held beyond the next expected one, lowest first."""
@@ -1398,12 +1572,13 @@ class Connection:
         self._hold(len(dt.data))
         self._accept_dt(dt)
         ooo = self._rcv_ooo
+        repair = bool(ooo)  # it fills a hole: the sender is recovering, tell it at once
         while ooo:
             nxt = ooo.pop(self._rcv_nxt, None)
             if nxt is None:
                 break
             self._accept_dt(nxt)  # (already held)
-        self._want_ack()
+        self._want_ack(repair or self._window_low())
         if self._reasm_len > self._config.max_tsdu_size:
             self._post(Input.TSDU_TOO_LARGE, None)
 
@@ -1414,10 +1589,14 @@ class Connection:
         self._a_disconnect((DRReason.PROTOCOL_ERROR, b""), now)
 
     def _accept_dt(self, dt: DT) -> None:
+        self._accept(dt.data, dt.eot)
+
+    def _accept(self, data: bytes, eot: bool) -> None:
+        """DT ``_rcv_nxt`` arrived in sequence with *data*: reassemble, queue a whole TSDU."""
         self._rcv_nxt += 1
-        self._reasm.append(dt.data)
-        self._reasm_len += len(dt.data)
-        if dt.eot:
+        self._reasm.append(data)
+        self._reasm_len += len(data)
+        if eot:
             count = len(self._reasm)
             tsdu = self._reasm[0] if count == 1 else b"".join(self._reasm)
             self._reasm = []

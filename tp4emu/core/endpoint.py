@@ -121,6 +121,10 @@ class Endpoint:
         self._heap: list[tuple[float, int, Connection]] = []
         self._heap_seq = 0
         self._armed: dict[Connection, float] = {}  # each connection's latest deadline
+        self.header_prediction = True
+        """Take in-sequence DTs and window-advancing AKs of OPEN connections by
+        :meth:`Connection.fast_receive` (False: every datagram is decoded and
+        goes through the transition table; the same results, more slowly)."""
 
     # ------------------------------------------------------------ user API
 
@@ -192,6 +196,13 @@ class Endpoint:
         stats = self.stats
         stats.datagrams_received += 1
         stats.octets_received += len(data)
+        if self.header_prediction and len(data) > 4 and data[0] < len(data):
+            # The common case in OPEN (Connection.fast_receive): in-sequence DT, AK.
+            conn = self._conns.get((data[2] << 8) | data[3])
+            if conn is not None and conn.peer == addr and conn.fast_receive(data, now):
+                stats.tpdus_received += 1
+                self._drain()
+                return
         try:
             tpdus = decode(data)
         except TPDUError as exc:
@@ -241,13 +252,22 @@ class Endpoint:
 
         AKs wanted by the datagrams received since the last call are produced
         here, one per connection: a batch of DTs is acknowledged once. With
-        ``acks=False`` they stay pending, so that a DT the user sends soon after
-        carries its AK in the same datagram (concatenation); the driver must
-        call again with ``acks=True`` shortly after.
+        ``acks=False`` only the urgent ones are (:attr:`Connection.ack_urgent`:
+        the peer's usable window is down to half ours or less, or the AK
+        reports a hole, a duplicate or a window to confirm); the others stay
+        pending, so that a DT the user sends soon after carries its AK in the
+        same datagram (concatenation), or one AK covers more DTs. The driver
+        must call again with ``acks=True`` within the acknowledgement time it
+        announced (``Config.ack_time``).
         """
         self._drain()
-        if acks and self._acks:
-            pending, self._acks = self._acks, []
+        if self._acks:
+            if acks:
+                pending, self._acks = self._acks, []
+            else:  # the urgent ones only
+                pending = [c for c in self._acks if c.ack_urgent]
+                if pending:
+                    self._acks = [c for c in self._acks if not c.ack_urgent]
             for conn in pending:
                 conn.flush_ack(now)
             self._drain()
@@ -284,7 +304,10 @@ class Endpoint:
     def acks_pending(self) -> bool:
         """Whether some connection holds an AK for the next ``datagrams_to_send``."""
         self._drain()
-        return bool(self._acks)
+        acks = self._acks
+        if acks and not all(c.ack_pending for c in acks):
+            self._acks = acks = [c for c in acks if c.ack_pending]  # a DT carried these
+        return bool(acks)
 
     # ------------------------------------------- what connections ask of us
 
