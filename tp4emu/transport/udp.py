@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 _BATCH = 256  # datagrams drained per wakeup before the core's output is flushed
+_HANDOFF = 0.001  # after a user task read, the driver task takes the socket back this late
+_INF = float("inf")
 _OPEN_STATES = frozenset({State.CONFIRMING, State.AKWAIT, State.OPEN})
 
 
@@ -153,7 +155,36 @@ class LossyUDPSocket(UDPSocket):
 
 
 class TP4Endpoint:
-    """A TP4 transport entity on one UDP socket. Create it with :func:`open_endpoint`."""
+    """A TP4 transport entity on one UDP socket. Create it with :func:`open_endpoint`.
+
+    How the driver runs (the fewest task switches per TPDU):
+
+    * **The reader.** One task at a time waits on the socket and, once it is
+      readable, drains it (up to ``_BATCH`` datagrams), feeds the core and
+      sends what the core produced. That task is, whenever there is one, a
+      user task blocked in ``receive()``, ``send()`` (no credit, no buffer
+      room) or ``aclose()`` of some connection: it reads for the whole
+      endpoint and goes back to its caller as soon as its own connection has
+      news, so a reply costs one wake-up, as with a raw socket. Otherwise the
+      endpoint's own driver task reads.
+    * **Hand-over.** A user task that becomes the reader while the driver task
+      waits on the socket cancels that wait. When the user task is done it
+      hands the socket to another user task waiting for news, if there is
+      one, or else lets the driver task take it back ``_HANDOFF`` seconds
+      later: a ping-pong caller is back in ``receive()`` long before, and the
+      driver task then never runs.
+    * **Timers.** The driver task sleeps until the core's next deadline, or
+      the delayed-AK deadline (see below), whichever is first; its cancel
+      scope's deadline is moved when the core asks for an earlier one, so no
+      timer object exists per TPDU.
+    * **AKs.** The AKs a batch of DTs calls for wait (``Config.ack_time``, the
+      acknowledgement time announced to the peer; none when it is None) for
+      a DT of ours to carry them, unless the core says they are urgent: the
+      peer's window is down to half or less, or they report a hole, a
+      duplicate or a window change to confirm.
+    * Datagrams the socket buffer refuses wait for writability in a third
+      task (rare: the core flushes inline).
+    """
 
     def __init__(self, sock: DatagramSocket, config: Config, pcap: Any = None) -> None:
         self._sock = sock
@@ -163,12 +194,17 @@ class TP4Endpoint:
         self._local = sock.getsockname()
         self._wrappers: dict[int, TP4Connection] = {}
         self._listeners: dict[int, TP4Listener] = {}
-        self._timer_scope: trio.CancelScope | None = None
+        self._driver_scope: trio.CancelScope | None = None
+        self._driver_reading = False  # the driver task waits on the socket
+        self._reader: TP4Connection | None = None  # the user task that reads, by its connection
+        self._reader_scope: trio.CancelScope | None = None
+        self._waiting: dict[TP4Connection, int] = {}  # tasks parked for news, oldest first
+        self._ack_delay = config.ack_time or 0.0
+        self._ack_deadline = _INF
         self._closed = False
         self._send_blocked: list[tuple[bytes, Address]] = []
         self._writable = trio.Event()
         self._writable.set()
-        self._ack_wanted = trio.Event()
 
     # -------------------------------------------------------------- public
 
@@ -228,7 +264,7 @@ class TP4Endpoint:
         self.flush()
         try:
             while core.state is State.WFCC:
-                await conn._lot.park()
+                await self._wait(conn)
         except BaseException:
             if core.state is State.WFCC:
                 core.disconnect(trio.current_time())
@@ -252,8 +288,10 @@ class TP4Endpoint:
         for conn in self._core.connections:
             if conn.state in (State.WFCC, State.CONFIRMING, State.AKWAIT, State.OPEN):
                 conn.disconnect(now, DRReason.NORMAL)
-        self.flush()
+        self.flush(acks=True)
         self._closed = True
+        if self._reader_scope is not None:
+            self._reader_scope.cancel()
         for wrapper in list(self._wrappers.values()):
             wrapper._lot.unpark_all()
         for listener in self._listeners.values():
@@ -274,48 +312,110 @@ class TP4Endpoint:
             self._wrappers[id(core)] = wrapper
         return wrapper
 
-    async def _receive_loop(self) -> None:
+    def _ingest(self) -> None:
+        """Take what the socket holds (one batch) into the core, then flush."""
         sock = self._sock
         core = self._core
-        while True:
-            await sock.wait_readable()
-            now = trio.current_time()
-            for _ in range(_BATCH):
-                item = sock.recv_nowait()
-                if item is None:
-                    break
-                data, addr = item
-                if self._pcap is not None:
-                    self._record(data, addr, self._local)
-                core.receive_datagram(data, addr, now)
-            self.flush()
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        pcap = self._pcap
+        now = trio.current_time()
+        for _ in range(_BATCH):
+            item = sock.recv_nowait()
+            if item is None:
+                break
+            data, addr = item
+            if pcap is not None:
+                self._record(data, addr, self._local)
+            core.receive_datagram(data, addr, now)
+        self.flush()
 
-    async def _ack_loop(self) -> None:
-        """Send the AKs of a received batch one scheduling round later.
+    async def _wait(self, conn: TP4Connection) -> None:
+        """Block until something may have changed for *conn* (its caller re-checks).
 
-        Tasks woken by the batch run first: a reply they send carries the AK
-        in its own datagram (AK + DT concatenated), as a delayed ACK would.
+        If no task reads the socket, this one does (see the class docstring):
+        it returns after one batch, or when an event for *conn* cancels its
+        wait. Otherwise it parks until an event for *conn* wakes it.
         """
-        while True:
-            await self._ack_wanted.wait()
-            self._ack_wanted = trio.Event()
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            self.flush(acks=True)
+        if self._reader is None and not self._closed:
+            self._reader = conn
+            driver = self._driver_scope
+            if driver is not None:
+                if self._driver_reading:
+                    driver.cancel()  # the driver task lets go of the socket
+                else:
+                    driver.deadline = self._next_deadline()  # no hand-over due
+            try:
+                with trio.CancelScope() as scope:
+                    self._reader_scope = scope
+                    await self._sock.wait_readable()
+                self._reader_scope = None
+                if not scope.cancelled_caught and not self._closed:
+                    self._ingest()
+            finally:
+                self._reader_scope = None
+                self._reader = None
+                self._hand_over()
+            return
+        waiting = self._waiting
+        waiting[conn] = waiting.get(conn, 0) + 1
+        try:
+            await conn._lot.park()
+        finally:
+            count = waiting.pop(conn) - 1
+            if count:
+                waiting[conn] = count
 
-    async def _timer_loop(self) -> None:
+    def _hand_over(self) -> None:
+        """The reading user task is done: wake one waiting for news to read, or
+        let the driver task take the socket back a little later."""
+        for conn in self._waiting:
+            conn._lot.unpark_all()  # it becomes the reader when it runs (if still free)
+            break
+        # Should none come back to read, the driver task does, a little later.
+        scope = self._driver_scope
+        if scope is not None and not self._driver_reading:
+            deadline = trio.current_time() + _HANDOFF
+            if deadline < scope.deadline:
+                scope.deadline = deadline
+
+    def _next_deadline(self) -> float:
+        deadline = self._core.get_timer()
+        if deadline is None:
+            deadline = _INF
+        return min(deadline, self._ack_deadline)
+
+    async def _driver_loop(self) -> None:
+        """Reads the socket when no user task does; runs the timers and delayed AKs."""
         core = self._core
+        sock = self._sock
         while True:
-            deadline = core.get_timer()
-            if deadline is None:
-                deadline = float("inf")
-            with trio.CancelScope(deadline=deadline) as cs:
-                self._timer_scope = cs
-                await trio.sleep_forever()
-            self._timer_scope = None
+            if self._reader is None and not self._closed:
+                with trio.CancelScope(deadline=self._next_deadline()) as scope:
+                    self._driver_scope = scope
+                    self._driver_reading = True
+                    try:
+                        await sock.wait_readable()
+                    finally:
+                        self._driver_reading = False
+                        self._driver_scope = None
+                if not scope.cancelled_caught:
+                    self._ingest()
+                    await trio.lowlevel.cancel_shielded_checkpoint()  # let the woken run
+                    continue
+            else:  # a user task reads (or the endpoint is closed): timers only
+                with trio.CancelScope(deadline=self._next_deadline()) as scope:
+                    self._driver_scope = scope
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        self._driver_scope = None
             now = trio.current_time()
-            core.handle_timer(now)
-            self.flush()
+            if self._ack_deadline <= now:
+                self._ack_deadline = _INF
+                self.flush(acks=True)
+            timer = core.get_timer()
+            if timer is not None and timer <= now:
+                core.handle_timer(now)
+                self.flush()
 
     async def _send_loop(self) -> None:
         """Sends what did not fit in the socket buffer (rare: the core flushes inline)."""
@@ -335,19 +435,21 @@ class TP4Endpoint:
 
         The driver calls it after every call into the core (its connections
         and listeners do, after theirs); calling it more often is harmless.
-        Pending AKs are left to the ack task (one scheduling round later)
-        unless *acks* is set, so that a DT sent meanwhile carries them.
+        AKs that are not urgent wait until the delayed-AK deadline (the driver
+        task sends them then) unless *acks* is set, so that a DT sent
+        meanwhile carries them.
         """
         core = self._core
         now = trio.current_time()
+        if not self._ack_delay:
+            acks = True
         out = core.datagrams_to_send(now, acks=acks)
-        if core.acks_pending:
-            self._ack_wanted.set()
         if out and not self._closed:
             sock = self._sock
             blocked = self._send_blocked
+            pcap = self._pcap
             for raw, addr in out:
-                if self._pcap is not None:
+                if pcap is not None:
                     self._record(raw, self._local, addr)
                 if blocked or not sock.send_nowait(raw, addr):
                     blocked.append((raw, addr))
@@ -363,12 +465,24 @@ class TP4Endpoint:
             wrapper = self._wrappers.get(id(conn))
             if wrapper is not None:
                 wrapper._lot.unpark_all()
+                if wrapper is self._reader and self._reader_scope is not None:
+                    self._reader_scope.cancel()
                 if isinstance(event, ConnectionClosed):
                     del self._wrappers[id(conn)]
-        scope = self._timer_scope
-        deadline = core.get_timer()
-        if scope is not None and deadline is not None and deadline < scope.deadline:
-            scope.deadline = deadline
+        scope = self._driver_scope
+        if core.acks_pending:
+            if self._ack_deadline == _INF:
+                self._ack_deadline = now + self._ack_delay
+        elif self._ack_deadline != _INF:
+            # The AKs went out (a DT carried them): the driver task need not wake for them.
+            self._ack_deadline = _INF
+            if scope is not None:
+                scope.deadline = self._next_deadline()
+                return
+        if scope is not None:
+            deadline = self._next_deadline()
+            if deadline < scope.deadline:
+                scope.deadline = deadline
 
     def _record(self, data: bytes, src: Address, dst: Address) -> None:
         try:
@@ -515,7 +629,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
         # (A CONFIRMING connection has an empty buffer: core.send confirms it.)
         needed = min(len(value), self._ep.config.send_buffer)
         while core.send_buffer_available < needed:
-            await self._lot.park()
+            await self._ep._wait(self)
             self._raise_if_finished()
         core.send(trio.current_time(), value)
         self._ep.flush()
@@ -532,7 +646,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
         core = self._core
         self._raise_if_finished()
         while not core.expedited_slot_free:
-            await self._lot.park()
+            await self._ep._wait(self)
             self._raise_if_finished()
         core.send_expedited(trio.current_time(), data)
         self._ep.flush()
@@ -568,7 +682,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
                     if isinstance(err, Disconnected) and err.by_peer and err.reason == 128:
                         raise trio.EndOfChannel
                     raise err
-                await self._lot.park()
+                await self._ep._wait(self)
                 parked = True
         finally:
             self._receiving = False
@@ -590,7 +704,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
                 self._raise_if_finished()
                 if core.state not in _OPEN_STATES:
                     raise trio.ClosedResourceError("connection is closed")
-                await self._lot.park()
+                await self._ep._wait(self)
         finally:
             self._receiving_ed = False
 
@@ -608,7 +722,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
         core = self._core
         try:
             while core.state in (State.OPEN, State.AKWAIT) and not core.send_idle:
-                await self._lot.park()
+                await self._ep._wait(self)
         finally:
             if core.state not in (State.CLOSED, State.REFWAIT, State.CLOSING):
                 core.disconnect(trio.current_time(), DRReason.NORMAL)
@@ -617,7 +731,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
             self._lot.unpark_all()
         with trio.move_on_after(self._ep.config.linger_time):
             while core.state is State.CLOSING and not self._ep.closed:
-                await self._lot.park()
+                await self._ep._wait(self)
         await trio.lowlevel.checkpoint()
 
     def as_stream(self) -> TSDUStream:
@@ -638,7 +752,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
         """
         core = self._core
         while core.send_buffer_available == 0 and core.state in _OPEN_STATES:
-            await self._lot.park()
+            await self._ep._wait(self)
             if self.closed:
                 raise trio.ClosedResourceError("connection was closed")
         await trio.lowlevel.checkpoint()
@@ -670,10 +784,8 @@ async def open_udp_endpoint(
     endpoint = TP4Endpoint(sock, cfg, pcap)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(endpoint._receive_loop)
-            nursery.start_soon(endpoint._timer_loop)
+            nursery.start_soon(endpoint._driver_loop)
             nursery.start_soon(endpoint._send_loop)
-            nursery.start_soon(endpoint._ack_loop)
             try:
                 yield endpoint
             finally:
