@@ -6,6 +6,7 @@ side sent and received is checked from the decoded datagrams of the link's log.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -772,6 +773,28 @@ def test_tsdu_over_max_tsdu_size_disconnects_with_133() -> None:
     assert isinstance(client.error, Disconnected) and client.error.reason == 133
     assert client.error.by_peer is True
     assert not server.receivable
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: the max_tsdu_size check runs after _accept_dt, which has already "
+    "delivered the TSDU and reset _reasm_len when the DT that passes the limit has EOT",
+)
+@pytest.mark.parametrize(
+    "config, size",
+    [(SMALL, 1050), (Config(), 5000)],  # 1050: 8 DTs of 119, the ninth (EOT) passes 1000
+    ids=["last-of-9-dts", "one-dt-of-8320"],
+)
+def test_tsdu_over_max_tsdu_size_ending_in_its_eot_dt_disconnects_with_133(
+    config: Config, size: int
+) -> None:
+    link, client, server = make(config, dataclasses.replace(config, max_tsdu_size=1000))
+    got: list[bytes] = []
+    link.hooks.append(reader(server, got))
+    client.send(link.now, b"z" * size)
+    link.run_until(lambda: client.state is not State.OPEN or bool(got), limit=30)
+    assert not got
+    assert isinstance(server.error, Disconnected) and server.error.reason == 133
 
 
 def test_late_tpdus_for_a_frozen_reference_are_not_delivered() -> None:
