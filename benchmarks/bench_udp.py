@@ -10,9 +10,9 @@ the tests.
 * bulk: 16 MiB sent in 8 KiB messages, then in 60000-octet messages, one
   way, until the receiver has all. Raw UDP has no flow control of its own: the
   baseline acknowledges every 16 datagrams (a fixed window, like our credit of
-  15) so that it loses nothing. TP4 runs with the standard TPDU size (8192,
-  so an 8 KiB message takes two DTs) and, for the large messages, also with
-  ``Config(preferred_max_tpdu_size=65408)`` (one DT per message).
+  15) so that it loses nothing. TP4 runs with the default TPDU size (0xF0
+  8320, so an 8 KiB message takes one DT) and, for the large messages, also
+  with ``Config(preferred_max_tpdu_size=65408)`` (one DT per message).
 """
 
 from __future__ import annotations

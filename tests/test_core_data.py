@@ -6,6 +6,7 @@ side sent and received is checked from the decoded datagrams of the link's log.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -28,7 +29,9 @@ from tp4emu.core import (
 )
 from tp4emu.wire import AK, DR, DT, EA, ED, DRReason, FlowControlConfirmation, encode_one
 
-SMALL = Config(max_tpdu_size=128)  # 119 octets of user data per DT (5 + 4 header)
+SMALL = Config(max_tpdu_size=128, preferred_max_tpdu_size=None)
+"""119 octets of user data per DT (5 + 4 header); no 0xF0, which would let the
+TPDU size grow to the default preferred 8320 whatever ``max_tpdu_size`` says."""
 
 
 def make(
@@ -109,7 +112,7 @@ def dts_of(entries: list[LogEntry]) -> list[DT]:
 
 @pytest.mark.parametrize("extended", [False, True])
 def test_segmentation_around_max_data(extended: bool) -> None:
-    cfg = Config(max_tpdu_size=128, extended_format=extended)
+    cfg = Config(max_tpdu_size=128, preferred_max_tpdu_size=None, extended_format=extended)
     link, client, server = make(cfg)
     m = client.max_data
     assert m == 128 - (8 if extended else 5) - 4
@@ -187,7 +190,9 @@ def test_normal_format_wraps_modulo_128() -> None:
 
 
 def test_extended_format_many_dts_and_large_credit() -> None:
-    cfg = Config(max_tpdu_size=128, extended_format=True, receive_window=40)
+    cfg = Config(
+        max_tpdu_size=128, preferred_max_tpdu_size=None, extended_format=True, receive_window=40
+    )
     link, client, server = make(cfg)
     assert client.extended and server.extended
     rng = random.Random(4)
@@ -235,7 +240,9 @@ def _shift_sequence_space(sender: Connection, receiver: Connection, start: int) 
 
 
 def test_extended_format_wraps_modulo_2_31() -> None:
-    cfg = Config(max_tpdu_size=128, extended_format=True, receive_window=20)
+    cfg = Config(
+        max_tpdu_size=128, preferred_max_tpdu_size=None, extended_format=True, receive_window=20
+    )
     link, client, server = make(cfg)
     got: list[bytes] = []
     link.hooks.append(reader(server, got))
@@ -261,7 +268,9 @@ def test_extended_format_wraps_modulo_2_31() -> None:
 
 
 def test_extended_format_wrap_with_loss_and_reordering() -> None:
-    cfg = Config(max_tpdu_size=128, extended_format=True, receive_window=20)
+    cfg = Config(
+        max_tpdu_size=128, preferred_max_tpdu_size=None, extended_format=True, receive_window=20
+    )
     link, client, server = make(cfg)
     got: list[bytes] = []
     link.hooks.append(reader(server, got))
@@ -282,7 +291,7 @@ def test_extended_format_wrap_with_loss_and_reordering() -> None:
 
 
 def test_sender_respects_credit_with_a_slow_reader() -> None:
-    cfg_b = Config(max_tpdu_size=128, receive_window=4)
+    cfg_b = Config(max_tpdu_size=128, preferred_max_tpdu_size=None, receive_window=4)
     link, client, server = make(SMALL, cfg_b)
     rng = random.Random(8)
     tsdus = [payload(rng, rng.randrange(1, 400)) for _ in range(40)]
@@ -448,7 +457,13 @@ def test_duplicate_of_a_buffered_out_of_order_dt() -> None:
 
 
 def _with_rtt_samples(delay: float, **cfg: object) -> tuple[Link, Connection, Connection]:
-    config = Config(max_tpdu_size=128, window_time=100.0, inactivity_time=200.0, **cfg)
+    config = Config(
+        max_tpdu_size=128,
+        preferred_max_tpdu_size=None,
+        window_time=100.0,
+        inactivity_time=200.0,
+        **cfg,
+    )
     link, client, server = make(config, delay=delay)
     got: list[bytes] = []
     link.hooks.append(reader(server, got))
@@ -568,7 +583,7 @@ def test_rtt_estimate_ignores_two_hole_recovery() -> None:
 
 
 def test_rto_stays_near_the_rtt_under_steady_loss() -> None:
-    config = Config(max_tpdu_size=1024)
+    config = Config(max_tpdu_size=1024, preferred_max_tpdu_size=None)
     link = Link(config_a=config, config_b=config, faults=Faults(loss=0.1, delay=0.002), seed=42)
     client, server, _ = establish(link)
     elapsed = _bulk(link, client, server, 256 * 1024)
@@ -749,7 +764,7 @@ def test_expedited_numbers_wrap_modulo_128() -> None:
 
 
 def test_tsdu_over_max_tsdu_size_disconnects_with_133() -> None:
-    config_b = Config(max_tpdu_size=128, max_tsdu_size=1000)
+    config_b = Config(max_tpdu_size=128, preferred_max_tpdu_size=None, max_tsdu_size=1000)
     link, client, server = make(SMALL, config_b)
     client.send(link.now, b"z" * 5000)
     link.run_until(lambda: client.state is not State.OPEN, limit=30)
@@ -758,6 +773,28 @@ def test_tsdu_over_max_tsdu_size_disconnects_with_133() -> None:
     assert isinstance(client.error, Disconnected) and client.error.reason == 133
     assert client.error.by_peer is True
     assert not server.receivable
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: the max_tsdu_size check runs after _accept_dt, which has already "
+    "delivered the TSDU and reset _reasm_len when the DT that passes the limit has EOT",
+)
+@pytest.mark.parametrize(
+    "config, size",
+    [(SMALL, 1050), (Config(), 5000)],  # 1050: 8 DTs of 119, the ninth (EOT) passes 1000
+    ids=["last-of-9-dts", "one-dt-of-8320"],
+)
+def test_tsdu_over_max_tsdu_size_ending_in_its_eot_dt_disconnects_with_133(
+    config: Config, size: int
+) -> None:
+    link, client, server = make(config, dataclasses.replace(config, max_tsdu_size=1000))
+    got: list[bytes] = []
+    link.hooks.append(reader(server, got))
+    client.send(link.now, b"z" * size)
+    link.run_until(lambda: client.state is not State.OPEN or bool(got), limit=30)
+    assert not got
+    assert isinstance(server.error, Disconnected) and server.error.reason == 133
 
 
 def test_late_tpdus_for_a_frozen_reference_are_not_delivered() -> None:

@@ -42,6 +42,7 @@ from tp4emu.wire import (
     CalledTsap,
     CallingTsap,
     DRReason,
+    PreferredMaxTpduSize,
     TpduSize,
     encode_one,
 )
@@ -53,8 +54,19 @@ OTHER_HOST = ("198.51.100.7", 10200)
 # =====================================================================
 
 
-def test_cr_carries_class_4_credit_size_tsaps_options_and_a_valid_checksum() -> None:
-    s = Script()
+@pytest.mark.parametrize(
+    "config, sizes",
+    [
+        # the default: 0xC0 8192 for peers that ignore 0xF0, then 0xF0 65 x 128 = 8320
+        (Config(), (TpduSize(13), PreferredMaxTpduSize(65))),
+        (Config(preferred_max_tpdu_size=None), (TpduSize(13),)),
+    ],
+    ids=["default", "no-0xf0"],
+)
+def test_cr_carries_class_4_credit_size_tsaps_options_and_a_valid_checksum(
+    config: Config, sizes: tuple[TpduSize | PreferredMaxTpduSize, ...]
+) -> None:
+    s = Script(config)
     conn = s.connect(called_tsap=b"srv", calling_tsap=b"cli", data=b"hello")
     assert conn.state is State.WFCC
     assert 1 <= conn.local_ref <= 0xFFFF
@@ -64,7 +76,7 @@ def test_cr_carries_class_4_credit_size_tsaps_options_and_a_valid_checksum() -> 
         protocol_class=4,
         options=0,
         params=(
-            TpduSize(13),
+            *sizes,
             CallingTsap(b"cli"),
             CalledTsap(b"srv"),
             AdditionalOptions(AdditionalOptions.USE_EXPEDITED | AdditionalOptions.SELECTIVE_ACK),
@@ -73,6 +85,10 @@ def test_cr_carries_class_4_credit_size_tsaps_options_and_a_valid_checksum() -> 
         data=b"hello",
     )
     s.expect(want, at=0.0, exact=True)
+    # after the checksum (c3 02 ..): c0 01 0d (8192) [f0 01 41 (65 units)], the TSAPs
+    f0 = b"\xf0\x01\x41" if len(sizes) == 2 else b""
+    assert s.log[0].raw[7:9] == b"\xc3\x02"
+    assert s.log[0].raw[11:].startswith(b"\xc0\x01\x0d" + f0 + b"\xc1\x03cli")
     cr = s.log[0].tpdus[0]
     assert isinstance(cr, CR)
     assert cr.dst_ref == 0
@@ -84,6 +100,7 @@ def test_cr_carries_class_4_credit_size_tsaps_options_and_a_valid_checksum() -> 
 def test_cr_reflects_the_configuration() -> None:
     cfg = Config(
         max_tpdu_size=1024,
+        preferred_max_tpdu_size=None,  # else 0xF0 would propose the default 8320
         receive_window=4,
         extended_format=True,
         use_checksum=False,
@@ -203,7 +220,7 @@ def test_cc_without_tpdu_size_means_128() -> None:
 
 
 def test_cc_larger_than_proposed_fails_negotiation_with_dr_130() -> None:
-    s = Script(Config(max_tpdu_size=1024))
+    s = Script(Config(max_tpdu_size=1024, preferred_max_tpdu_size=None))
     conn = s.connect()
     cr = s.expect(CR)
     assert cr.tpdu_size == 1024

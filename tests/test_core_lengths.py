@@ -547,7 +547,7 @@ def test_preferred_max_tpdu_size_of_0_or_over_4_octets_or_0_units_is_ignored(val
 def test_preferred_max_tpdu_size_is_ignored_by_a_responder_that_does_not_prefer(
     value: bytes,
 ) -> None:
-    s = Script()
+    s = Script(Config(preferred_max_tpdu_size=None))
     conn = _respond(s, _cr_preferring(value, size_exponent=11))
     assert conn.tpdu_size == 2048
     s.call(conn.confirm)
@@ -604,7 +604,7 @@ def test_initiator_ignores_a_cc_0xf0_of_0_or_5_octets(value: bytes) -> None:
 
 @pytest.mark.parametrize("exponent", range(7, 14))
 def test_initiator_takes_a_cc_tpdu_size_up_to_what_it_proposed(exponent: int) -> None:
-    s = Script(Config(max_tpdu_size=1024))
+    s = Script(Config(max_tpdu_size=1024, preferred_max_tpdu_size=None))
     conn = s.connect()
     cr = s.expect(CR)
     assert cr.tpdu_size == 1024

@@ -43,6 +43,7 @@ def _total(link: Link) -> Statistics:
 def test_tsdus_arrive_exact_and_in_order(seed: int, extended: bool) -> None:
     config = Config(
         max_tpdu_size=512,
+        preferred_max_tpdu_size=None,
         extended_format=extended,
         receive_window=40 if extended else 15,
         max_retransmissions=12,

@@ -53,6 +53,7 @@ def test_delivered_is_always_a_prefix_of_what_was_sent(
     def config(sack: bool) -> Config:
         return Config(
             max_tpdu_size=256,
+            preferred_max_tpdu_size=None,
             extended_format=extended,
             receive_window=24 if extended else 8,
             selective_ack=sack,

@@ -24,6 +24,7 @@ A = ("10.0.0.1", 1000)
 B = ("10.0.0.2", 2000)
 CONFIG = Config(
     max_tpdu_size=128,
+    preferred_max_tpdu_size=None,
     receive_window=4,
     max_retransmissions=50,
     inactivity_time=10_000.0,

@@ -23,8 +23,51 @@ def _pair(config_a: Config, config_b: Config) -> tuple[int, CR, CC]:
     return client.tpdu_size, cr, cc
 
 
-def test_default_is_the_standard_8192_without_0xf0() -> None:
+def _one_tsdu(config_a: Config, config_b: Config, data: bytes) -> list[DT]:
+    """Send *data* as one TSDU from a to b; the DTs a sent."""
+    link = Link(config_a=config_a, config_b=config_b, faults=Faults(delay=0.001))
+    client, server, _ = establish(link)
+    client.send(link.now, data)
+    got: list[bytes] = []
+    link.hooks.append(lambda now: got.extend(iter(server.receive, None)))
+    link.run_until(lambda: bool(got))
+    assert got == [data]
+    return [t for _, t in link.tpdus_sent("a", DT) if isinstance(t, DT)]
+
+
+def test_default_proposes_8192_and_0xf0_8320() -> None:
     size, cr, cc = _pair(Config(), Config())
+    # 0xC0 8192 for peers that ignore 0xF0, then 0xF0 65 units of 128
+    assert cr.params[:2] == (TpduSize(13), PreferredMaxTpduSize(65))
+    assert cc.params[:2] == (TpduSize(13), PreferredMaxTpduSize(65))
+    assert size == 8320
+
+
+def test_default_against_a_peer_without_0xf0_is_8192() -> None:
+    no_f0 = Config(preferred_max_tpdu_size=None)
+    size, cr, cc = _pair(Config(), no_f0)
+    assert cr.param(PreferredMaxTpduSize) == PreferredMaxTpduSize(65)
+    assert cc.tpdu_size == 8192 and cc.param(PreferredMaxTpduSize) is None
+    assert size == 8192
+    size, cr, cc = _pair(no_f0, Config())
+    assert cr.tpdu_size == 8192 and cr.param(PreferredMaxTpduSize) is None
+    assert cc.tpdu_size == 8192 and cc.param(PreferredMaxTpduSize) is None
+    assert size == 8192
+
+
+def test_default_sends_an_8_kib_tsdu_in_one_dt() -> None:
+    data = random.Random(2).randbytes(8192)
+    dts = _one_tsdu(Config(), Config(), data)
+    assert len(dts) == 1 and dts[0].eot and dts[0].data == data
+    # against a peer without 0xF0 it takes two: 8192 - 9 octets, then 9
+    no_f0 = Config(preferred_max_tpdu_size=None)
+    dts = _one_tsdu(Config(), no_f0, data)
+    assert [(len(t.data), t.eot) for t in dts] == [(8192 - 9, False), (9, True)]
+
+
+def test_without_0xf0_the_standard_8192() -> None:
+    no_f0 = Config(preferred_max_tpdu_size=None)
+    size, cr, cc = _pair(no_f0, no_f0)
     assert cr.tpdu_size == 8192 and cr.param(PreferredMaxTpduSize) is None
     assert cc.tpdu_size == 8192 and cc.param(PreferredMaxTpduSize) is None
     assert size == 8192
@@ -41,25 +84,20 @@ def test_both_preferring_agree_on_the_smaller_multiple_of_128() -> None:
 
 
 def test_a_peer_without_0xf0_gets_the_power_of_two() -> None:
-    size, _, cc = _pair(Config(preferred_max_tpdu_size=MAX_UDP_TPDU), Config(max_tpdu_size=4096))
+    no_f0_4096 = Config(max_tpdu_size=4096, preferred_max_tpdu_size=None)
+    size, _, cc = _pair(Config(preferred_max_tpdu_size=MAX_UDP_TPDU), no_f0_4096)
     assert cc.params[0] == TpduSize(12) and cc.param(PreferredMaxTpduSize) is None
     assert size == 4096
-    size, cr, cc = _pair(Config(max_tpdu_size=2048), Config(preferred_max_tpdu_size=MAX_UDP_TPDU))
+    no_f0_2048 = Config(max_tpdu_size=2048, preferred_max_tpdu_size=None)
+    size, cr, cc = _pair(no_f0_2048, Config(preferred_max_tpdu_size=MAX_UDP_TPDU))
     assert cr.param(PreferredMaxTpduSize) is None and cc.param(PreferredMaxTpduSize) is None
     assert size == 2048
 
 
 def test_big_tpdus_carry_a_tsdu_in_few_dts() -> None:
     cfg = Config(preferred_max_tpdu_size=MAX_UDP_TPDU)
-    link = Link(config_a=cfg, config_b=cfg, faults=Faults(delay=0.001))
-    client, server, _ = establish(link)
     data = random.Random(1).randbytes(1 << 20)
-    client.send(link.now, data)
-    got: list[bytes] = []
-    link.hooks.append(lambda now: got.extend(iter(server.receive, None)))
-    link.run_until(lambda: bool(got))
-    assert got == [data]
-    dts = [t for _, t in link.tpdus_sent("a", DT) if isinstance(t, DT)]
+    dts = _one_tsdu(cfg, cfg, data)
     per_dt = MAX_UDP_TPDU - 9  # DT header 5 octets, checksum parameter 4
     assert len(dts) == -(-len(data) // per_dt) == 17
     assert {len(t.data) for t in dts[:-1]} == {per_dt}

@@ -558,7 +558,7 @@ def test_endpoint_survives_fuzzed_datagram_sequences(data: st.DataObject) -> Non
 
 INJECTIONS = 100_000
 TRANSFER = 200_000
-TRANSFER_CONFIG = Config(max_tpdu_size=512, receive_window=4)
+TRANSFER_CONFIG = Config(max_tpdu_size=512, preferred_max_tpdu_size=None, receive_window=4)
 A_OTHERS = [("10.0.0.1", 103), ("10.0.0.3", 102), ("192.0.2.7", 40000), ("10.0.0.2", 102)]
 """Other sources: a's host on another port, a's /24, another network, b's own address."""
 RECENT = 32

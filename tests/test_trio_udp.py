@@ -91,7 +91,7 @@ async def test_one_mebibyte_over_a_lossy_network(autojump_clock: trio.testing.Mo
     faults = Faults(
         loss=0.10, duplicate=0.05, reorder=0.2, reorder_delay=0.01, corrupt=0.02, delay=0.002
     )
-    config = Config(max_tpdu_size=1024, receive_window=15)
+    config = Config(max_tpdu_size=1024, preferred_max_tpdu_size=None, receive_window=15)
     data = random.Random(42).randbytes(1 << 20)
     async with network(seed=42, faults=faults, config=config) as (net, client, server):
         listener = server.listen()
@@ -139,7 +139,9 @@ async def test_one_mebibyte_over_a_lossy_network(autojump_clock: trio.testing.Mo
 
 async def test_bidirectional_tsdus_keep_boundaries(autojump_clock: trio.testing.MockClock) -> None:
     faults = Faults(loss=0.05, duplicate=0.05, reorder=0.2, delay=0.001)
-    async with network(seed=3, faults=faults, config=Config(max_tpdu_size=256)) as (
+    async with network(
+        seed=3, faults=faults, config=Config(max_tpdu_size=256, preferred_max_tpdu_size=None)
+    ) as (
         _,
         client,
         server,
@@ -547,7 +549,9 @@ async def test_own_aclose_wakes_a_blocked_receive(autojump_clock: trio.testing.M
 async def test_send_waits_while_the_send_buffer_is_full(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    config = Config(send_buffer=4096, max_tpdu_size=128, receive_window=2)
+    config = Config(
+        send_buffer=4096, max_tpdu_size=128, preferred_max_tpdu_size=None, receive_window=2
+    )
     async with network(config=config) as (_, client, server):
         c, s = await connect_pair(client, server.listen())
         sent = 0
@@ -573,7 +577,7 @@ async def test_send_waits_while_the_send_buffer_is_full(
 async def test_cancelled_aclose_releases_abortively(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    config = Config(max_tpdu_size=128, receive_window=2)
+    config = Config(max_tpdu_size=128, preferred_max_tpdu_size=None, receive_window=2)
     async with network(config=config) as (_, client, server):
         c, s = await connect_pair(client, server.listen())
         for _ in range(5):
@@ -656,7 +660,7 @@ async def test_connect_pending_when_the_endpoint_closes(
 async def test_expedited_overtakes_queued_normal_data(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    config = Config(max_tpdu_size=128, receive_window=4)
+    config = Config(max_tpdu_size=128, preferred_max_tpdu_size=None, receive_window=4)
     async with network(config=config) as (_, client, server):
         c, s = await connect_pair(client, server.listen())
         normal = [bytes([i]) * 100 for i in range(30)]

@@ -77,12 +77,16 @@ class Config:
     # --- negotiation ----------------------------------------------------------
     max_tpdu_size: int = 8192
     """Largest TPDU size proposed or accepted (power of two, 128..8192)."""
-    preferred_max_tpdu_size: int | None = None
+    preferred_max_tpdu_size: int | None = 8320
     """If set, also propose (and accept) this larger TPDU size with the
     "preferred maximum TPDU size" parameter (0xF0, ISO 8073:1992): a multiple of
-    128, at most 65408 so that a TPDU fits a UDP datagram. Bigger TPDUs cost
-    less per octet, but a lost IP fragment loses the whole TPDU: for LANs and
-    loopback. A peer that does not send 0xF0 back gets ``max_tpdu_size``."""
+    128, at most 65408 so that a TPDU fits a UDP datagram. The default, 8320
+    (65 x 128), is the least that carries an 8 KiB TSDU in one DT (8192 octets
+    of data plus the DT header with its checksum): a message of 8 KiB costs one
+    TPDU, one datagram and one checksum instead of two. Bigger TPDUs cost less
+    per octet, but a lost IP fragment loses the whole TPDU: for LANs and
+    loopback. A peer that does not send 0xF0 back gets ``max_tpdu_size``; None
+    proposes only the standard size (no 0xF0)."""
     extended_format: bool = False
     """Propose the extended format (31-bit numbers, 16-bit credit). A responder
     accepts it whenever a CR proposes it, whatever this says."""
