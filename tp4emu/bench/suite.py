@@ -93,6 +93,8 @@ class Variant:
     label: str
     workload: str
     params: Callable[[dict[str, Any]], dict[str, Any]]
+    once: bool = False
+    """Sampled in the first run only (deterministic and slow: tracemalloc)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +191,9 @@ BENCHES: tuple[Bench, ...] = (
         (
             Variant("none", "no idle connection", "idle_tp4", _idle(False)),
             Variant("idle", "idle connections", "idle_tp4", _idle(True)),
-            Variant("traced", "idle connections, tracemalloc", "idle_tp4", _idle(True, True)),
+            Variant(
+                "traced", "idle connections, tracemalloc", "idle_tp4", _idle(True, True), once=True
+            ),
         ),
     ),
     Bench(
@@ -416,6 +420,7 @@ def schedule(options: Options) -> list[tuple[int, Bench, int, Variant]]:
     for run in range(options.runs):
         for bench in options.benches():
             variants = bench.variants if run % 2 == 0 else tuple(reversed(bench.variants))
+            variants = tuple(v for v in variants if run == 0 or not v.once)
             for position, variant in enumerate(variants):
                 out.append((run, bench, position, variant))
     return out
