@@ -21,6 +21,9 @@ Subcommands:
 ``wireshark``
     Open a capture in tshark (or Wireshark) with the options that show it
     cleanly (:mod:`tp4emu.cli.wireshark`).
+``bench``
+    Measure tp4emu against raw UDP and TCP on loopback: a table and JSON
+    (:mod:`tp4emu.cli.bench`, :mod:`tp4emu.bench`).
 
 Exit status: 0 on success; 2 when the command line is wrong (one line on
 stderr, or argparse's usage and error for unknown options); 1 when the
@@ -110,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .conformance import add_conformance_parser
 
     add_conformance_parser(subparsers, common)
+    from .bench import add_bench_parser
+
+    add_bench_parser(subparsers, common)
     return parser
 
 
