@@ -775,11 +775,6 @@ def test_tsdu_over_max_tsdu_size_disconnects_with_133() -> None:
     assert not server.receivable
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: the max_tsdu_size check runs after _accept_dt, which has already "
-    "delivered the TSDU and reset _reasm_len when the DT that passes the limit has EOT",
-)
 @pytest.mark.parametrize(
     "config, size",
     [(SMALL, 1050), (Config(), 5000)],  # 1050: 8 DTs of 119, the ninth (EOT) passes 1000

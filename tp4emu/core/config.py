@@ -86,7 +86,9 @@ class Config:
     TPDU, one datagram and one checksum instead of two. Bigger TPDUs cost less
     per octet, but a lost IP fragment loses the whole TPDU: for LANs and
     loopback. A peer that does not send 0xF0 back gets ``max_tpdu_size``; None
-    proposes only the standard size (no 0xF0)."""
+    proposes only the standard size (no 0xF0). Used only while ``max_tpdu_size``
+    is 8192: a smaller ``max_tpdu_size`` is a cap, and then no 0xF0 is sent or
+    accepted (see :attr:`preferred_size`)."""
     extended_format: bool = False
     """Propose the extended format (31-bit numbers, 16-bit credit). A responder
     accepts it whenever a CR proposes it, whatever this says."""
@@ -151,6 +153,12 @@ class Config:
     tcp_idle_timeout: float | None = 600.0
     """An RFC 1006 connection that receives nothing for this long while the
     user waits in ``receive()`` is closed (None: no limit)."""
+
+    @property
+    def preferred_size(self) -> int | None:
+        """The preferred maximum TPDU size in force: ``preferred_max_tpdu_size``
+        when ``max_tpdu_size`` is 8192, else None (the smaller size caps)."""
+        return self.preferred_max_tpdu_size if self.max_tpdu_size == 8192 else None
 
     def __post_init__(self) -> None:
         if self.max_tpdu_size not in {1 << e for e in range(7, 14)}:

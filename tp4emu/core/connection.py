@@ -210,7 +210,7 @@ class Connection:
         self.peer_ack_time = 0.0
         """The acknowledgement time the peer announced (0x85), in seconds (0: none)."""
         self._mod = 1 << 7
-        self._proposed_size = config.preferred_max_tpdu_size or config.max_tpdu_size
+        self._proposed_size = config.preferred_size or config.max_tpdu_size
         self._preferred_size = False  # negotiated with the 0xF0 parameter
         self._proposed_extended = config.extended_format
 
@@ -771,7 +771,7 @@ class Connection:
         flags = _option_flags(
             expedited=cfg.expedited, checksum=cfg.use_checksum, sack=cfg.selective_ack
         )
-        pref = cfg.preferred_max_tpdu_size
+        pref = cfg.preferred_size
         params = connection_params(
             pref or cfg.max_tpdu_size,
             self.calling_tsap,
@@ -819,7 +819,7 @@ class Connection:
     def _cc_size(self, cc: CC) -> int:
         """The TPDU size the CC chose (0xF0 when both sides speak it)."""
         preferred = cc.param(PreferredMaxTpduSize)
-        if preferred is not None and self._config.preferred_max_tpdu_size is not None:
+        if preferred is not None and self._config.preferred_size is not None:
             return preferred.size
         return cc.tpdu_size or 128
 
@@ -922,9 +922,9 @@ class Connection:
         self.called_tsap = cr.called_tsap
         self.connect_data = cr.data
         preferred = cr.param(PreferredMaxTpduSize)
-        if preferred is not None and cfg.preferred_max_tpdu_size is not None and preferred.units:
+        if preferred is not None and cfg.preferred_size is not None and preferred.units:
             # Both sides speak 0xF0: any multiple of 128 both accept.
-            self.tpdu_size = min(preferred.size, cfg.preferred_max_tpdu_size)
+            self.tpdu_size = min(preferred.size, cfg.preferred_size)
             self._preferred_size = True
         else:
             self.tpdu_size = min(cr.tpdu_size or 128, cfg.max_tpdu_size)
@@ -1568,6 +1568,9 @@ class Connection:
                     # beyond it at once, not once per batch, so that the sender sees
                     # duplicate AKs and retransmits early.
                     self._send_ak(now)
+            return None
+        if self._reasm_len + len(dt.data) > self._config.max_tsdu_size:
+            self._post(Input.TSDU_TOO_LARGE, None)  # (its last DT included)
             return None
         self._hold(len(dt.data))
         self._accept_dt(dt)
