@@ -38,9 +38,10 @@ _SKIP = {"_outbox", "_budget", "_stats", "_config", "error"}
 def snapshot(conn: Connection) -> dict[str, Any]:
     """Every attribute of *conn*, comparable across worlds."""
     out: dict[str, Any] = {}
-    for name, value in vars(conn).items():
+    for name in type(conn).__slots__:
         if name in _SKIP:
             continue
+        value = getattr(conn, name)
         if name == "_send_tsdus":
             value = [bytes(v) for v in value]
         out[name] = value

@@ -30,6 +30,9 @@ class ReceiveBudget:
         self.holders = 0
         """Connections holding some."""
         self._starved: set[_Starved] = set()
+        self.open_connections = 0
+        """Connections of the endpoint in OPEN (kept by the endpoint): the
+        keep-alive period (W) of each grows with it (``Config.keepalive_rate``)."""
 
     def changed(self, conn: _Starved, before: int, after: int) -> None:
         """*conn* went from holding *before* to *after* octets."""

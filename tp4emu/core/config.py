@@ -60,7 +60,16 @@ class Config:
 
     # --- other timers -------------------------------------------------------
     window_time: float = 5.0
-    """W: an idle connection re-sends its AK this often. netiso: 2 min."""
+    """W: an idle connection re-sends its AK this often. netiso: 2 min. With
+    many open connections W grows (``keepalive_rate``)."""
+    keepalive_rate: float = 200.0
+    """Keep-alive AKs per second the endpoint's idle connections send at most
+    together: W is ``max(window_time, open connections / keepalive_rate)``,
+    so that the idle cost does not grow with the number of connections, but
+    never more than half of ``inactivity_time`` (the peer's I is taken to be
+    like ours: it must outlast two of our W). With the defaults W stays 5 s up
+    to 1,000 open connections and reaches its cap, 10 s, at 2,000; raise
+    ``inactivity_time`` (on both sides) to let it grow further."""
     inactivity_time: float = 20.0
     """I: a connection that receives nothing for this long is released.
     Must exceed ``window_time``. netiso: 3 min."""
@@ -172,6 +181,8 @@ class Config:
         limit = 0xFFFF if self.extended_format else 15
         if not 1 <= self.receive_window <= limit:
             raise ValueError(f"receive_window must be in 1..{limit} for this format")
+        if self.keepalive_rate <= 0:
+            raise ValueError("keepalive_rate must be positive")
         if self.inactivity_time <= self.window_time:
             raise ValueError("inactivity_time must exceed window_time")
         if self.ack_time is not None and not 0 <= self.ack_time <= 65.535:

@@ -334,6 +334,8 @@ class Endpoint:
                 self._events.append(event)
 
     def _state_changed(self, conn: Connection, old: State, new: State) -> None:
+        if (old is State.OPEN) != (new is State.OPEN):
+            self._budget.open_connections += 1 if new is State.OPEN else -1
         was, now_half = old in _HALF_OPEN, new in _HALF_OPEN
         if was != now_half:
             delta = 1 if now_half else -1
