@@ -1,14 +1,15 @@
 """The package's layers, checked: each imports only from the layers below it.
 
     wire  ->  core, capture  ->  transport, conformance  ->  api (tp4emu/api.py,
-    tp4emu/inherit.py, tp4emu/__init__.py)  ->  cli
+    tp4emu/inherit.py, tp4emu/__init__.py)  ->  bench  ->  cli
 
 ``wire`` (codec) and ``core`` (sans-IO engines) do no I/O (tests/test_core_purity.py);
 ``capture`` reads and writes files but knows no socket; ``transport`` holds the
 trio drivers; ``conformance`` the conformance tester, which plays the peer with raw
 TPDUs: it may use ``wire`` and ``capture`` but never ``core``'s engines
 (``test_conformance_plays_no_engine``); ``api`` the one ``open_endpoint`` and
-``serve``; ``cli`` the command line and its applications. Imports are read from the source with
+``serve``; ``bench`` the benchmark suite (the public API against raw trio sockets);
+``cli`` the command line and its applications. Imports are read from the source with
 :mod:`ast`, ``TYPE_CHECKING`` blocks and function-level imports included.
 """
 
@@ -28,8 +29,9 @@ LAYER = {
     "transport": 2,
     "conformance": 2,
     "api": 3,
-    "cli": 4,
-    "__main__": 5,
+    "bench": 4,
+    "cli": 5,
+    "__main__": 6,
 }
 
 API_MODULES = {"__init__", "api", "inherit"}

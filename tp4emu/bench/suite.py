@@ -592,8 +592,9 @@ def machine_meta() -> dict[str, Any]:
     """The commit, the date, the versions and the machine, for the JSON."""
     import trio
 
-    from .. import __version__
+    import tp4emu
 
+    __version__ = tp4emu.__version__
     commit = dirty = None
     top = _git("rev-parse", "--show-toplevel")
     package = Path(__file__).resolve().parent.parent
