@@ -29,6 +29,7 @@ from tp4emu.wire import (
     DR,
     TPDU,
     AckTime,
+    AdditionalInformation,
     AdditionalOptions,
     AlternativeClasses,
     CalledTsap,
@@ -158,8 +159,8 @@ def _slow_encode(p: Param, ext: bool) -> bytes | None:
         value = encode_param_value(p)
     except (ValueError, TypeError, ConstructError, OverflowError):
         return None
-    if len(value) > 255:
-        return None
+    if len(value) > 255 or not 0 <= p.code <= 255:
+        return None  # the TPDU's construct build raises
     return bytes((p.code, len(value))) + value
 
 
@@ -382,7 +383,7 @@ def test_user_data_at_its_limit_and_one_over(
     params = (TpduSize(10), CallingTsap(b"calling"), AdditionalOptions(1), AckTime(10))
     base = {CR: CR(7, params=params), CC: CC(1, 7, params=params), DR: DR(1, 7, params=())}[cls]
     if cls is DR:
-        base = dataclasses.replace(base, params=(UnknownParam(0xE0, b"info"),))
+        base = dataclasses.replace(base, params=(AdditionalInformation(b"info"),))
     x = dataclasses.replace(base, data=bytes(range(limit + extra)))
     assert _encoded(x, checksum, True) == _encoded(x, checksum, False)
     good = encode_one(dataclasses.replace(x, data=bytes(range(limit))), checksum=checksum)

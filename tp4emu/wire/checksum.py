@@ -55,8 +55,9 @@ plain ``%``. Below :data:`_FOLD_FROM` octets the plain ``%`` is as fast.
 octets): ``C0 = C0(A) + C0(B)`` and ``C1 = C1(A) + |B|*C0(A) + C1(B)`` (each
 octet of ``A`` is counted ``|B|`` more times in ``C1``). Inputs of 65521
 octets or more (no TPDU reaches it: UDP carries at most 65507) are cut into
-pieces below it and combined so; the encoder uses the same rule to checksum
-a header and its user data without joining them (:func:`fletcher_sums_of`).
+pieces below it and combined so (:func:`fletcher_sums_of`); the encoder uses
+the same rule to checksum a header and long user data without joining them
+(:func:`checksum_octets_of`).
 
 The tests check all this against the textbook loop.
 """
@@ -148,8 +149,10 @@ def checksum_octets_of(header: Buffer, data: Buffer, position: int) -> bytes:
 
     *position* (of X) is in *header*, whose checksum octets are zero.
     """
-    c0, c1 = fletcher_sums_of((header, data))
-    return _octets(c0, c1, len(header) + len(data), position)
+    h0, h1 = fletcher_sums(header)
+    d0, d1 = fletcher_sums(data)
+    length = len(data)
+    return _octets((h0 + d0) % 255, (h1 + length * h0 + d1) % 255, len(header) + length, position)
 
 
 def verify(tpdu: Buffer) -> bool:

@@ -385,17 +385,33 @@ class Generated:
     source: str
 
 
+_JOIN_BELOW: Final = 4096
+"""Below this much user data, header and data are joined before the checksum (the
+copies cost less than a second checksum call); from it on, they are checksummed
+apart and the data copied once."""
+
+
 def _with_checksum(header: bytes, data: bytes, fixed: int) -> bytes:
     """Insert a checksum parameter after *fixed* header octets (LI included) and fill it.
 
-    The checksum is computed over the header and *data* without joining them
+    With :data:`_JOIN_BELOW` octets of *data* or more, the checksum is computed
+    over the header and *data* apart
     (:func:`~tp4emu.wire.checksum.checksum_octets_of`): *data* is copied
     once, into the result.
     """
     head = bytearray(header)
     head[0] += 4
     head[fixed:fixed] = b"\xc3\x02\x00\x00"
-    head[fixed + 2 : fixed + 4] = _checksum.checksum_octets_of(head, data, fixed + 2)
+    return _filled(head, data, fixed + 2)
+
+
+def _filled(head: bytearray, data: bytes, position: int) -> bytes:
+    """*head* (checksum octets zero at *position*) with the checksum filled, then *data*."""
+    if len(data) < _JOIN_BELOW:
+        head += data
+        head[position : position + 2] = _checksum.checksum_octets(head, position)
+        return bytes(head)
+    head[position : position + 2] = _checksum.checksum_octets_of(head, data, position)
     return bytes(head) + data
 
 
@@ -422,7 +438,7 @@ def _with_params(
         return None
     head[0] = len(head) - 1
     if checksum:
-        head[fixed + 2 : fixed + 4] = _checksum.checksum_octets_of(head, data, fixed + 2)
+        return _filled(head, data, fixed + 2)
     return bytes(head) + data
 
 
