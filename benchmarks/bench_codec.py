@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_codec.py            # full run (about a minute)
+    .venv/bin/python benchmarks/bench_codec.py            # full run (one to two minutes)
     .venv/bin/python benchmarks/bench_codec.py --quick    # shorter timings, noisier
 
 For each TPDU shape it times ``encode_one`` and ``_decode_one`` (the codec's
@@ -15,13 +15,23 @@ included) three ways:
   the very same ``_tpdu`` calls; its definitions are swapped into the codec's
   ``FORMATS`` table for the duration of the measurement (``fast=False``).
 * compiled: the codec as shipped, ``fast=False``.
-* fast: ``fast=True``, the struct-based paths, where one exists (DT, AK, EA
-  without parameters other than the checksum); "-" elsewhere.
+* fast: ``fast=True``, the struct-based paths, where the tree has one for the
+  shape (every TPDU type, parameters included, since issue 10; before it, only
+  TPDUs without parameters other than the checksum); "-" elsewhere.
+
+A second table times the Annex B checksum alone (``verify``) on 64 octets to
+64 KiB: the folding reduction of ``tp4emu/wire/checksum.py`` against the
+previous one (a big-integer ``% 255**2``, and ``sum()`` from 65521 octets on),
+kept below as ``old_fletcher_sums``; the textbook loop at 1 KiB for reference.
 
 Every cell is the best of 5 timeit runs, each run long enough (>= 0.2 s by
 default) to dwarf the timer's resolution, divided by the number of calls: µs
 per operation. Before timing, the three paths are checked to produce the same
 octets and the same TPDUs. The numbers are printed only: nothing asserts them.
+
+To compare with another tree (the "before" of a change), run this script with
+``PYTHONPATH`` set to it: ``git archive main | tar -x -C /tmp/before`` then
+``PYTHONPATH=/tmp/before .venv/bin/python benchmarks/bench_codec.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import platform
 import sys
 import time
 import timeit
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -43,14 +54,21 @@ import construct
 
 from tp4emu.wire import (
     AK,
+    CC,
     CR,
+    DC,
+    DR,
     DT,
     AckTime,
+    AdditionalInformation,
     AdditionalOptions,
+    AlternativeClasses,
     CalledTsap,
     CallingTsap,
     InactivityTimer,
+    PreferredMaxTpduSize,
     TpduSize,
+    UnknownParam,
     Version,
     formats,
 )
@@ -59,6 +77,7 @@ from tp4emu.wire import tpdu as codec
 
 REPEAT = 5
 KIB = bytes(range(256)) * 4  # 1 KiB of user data
+DT_8K = bytes(range(256)) * 32  # 8 KiB, TPDU size 8192: 8183 octets fit with the checksum
 
 
 # ---------------------------------------------------------------- the plain twin
@@ -112,9 +131,20 @@ def textbook_sums(data: bytes) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- cases
 
+# What tp4emu sends at set-up (core: connection_params with the preferred size and ack time).
+CR_PARAMS = (
+    TpduSize(13),
+    PreferredMaxTpduSize(511),
+    CallingTsap(b"client-tsap"),
+    CalledTsap(b"server-tsap"),
+    AdditionalOptions(0x01),
+    AckTime(200),
+)
+
 CASES: list[tuple[str, codec.TPDU, bool]] = [
     ("DT 1 KiB", DT(0x1234, 5, True, KIB), False),
     ("DT 1 KiB +checksum", DT(0x1234, 5, True, KIB), True),
+    ("DT 8183 octets +checksum", DT(0x1234, 5, True, DT_8K[:8183]), True),
     ("AK", AK(0x1234, 5, 8), False),
     ("AK +checksum", AK(0x1234, 5, 8), True),
     (
@@ -135,17 +165,35 @@ CASES: list[tuple[str, codec.TPDU, bool]] = [
         ),
         True,
     ),
+    ("CR as tp4emu sends it +checksum", CR(0x1234, 8, params=CR_PARAMS), True),
+    (
+        "CR +alt classes, unknown",
+        CR(0x1234, 8, params=(*CR_PARAMS, AlternativeClasses((2, 0)), UnknownParam(0x42, b"?"))),
+        True,
+    ),
+    ("CC as tp4emu sends it +checksum", CC(0x4321, 0x1234, 8, params=CR_PARAMS), True),
+    (
+        "DR +additional info +checksum",
+        DR(0x4321, 0x1234, 128, (AdditionalInformation(b"bye"),)),
+        True,
+    ),
+    ("DC +checksum", DC(0x4321, 0x1234), True),
+    ("DC +unknown param +checksum", DC(0x4321, 0x1234, (UnknownParam(0x42, b"x"),)), True),
 ]
 
 
-def _has_fast_encoder(t: codec.TPDU) -> bool:
-    return type(t) in codec._FAST_ENCODERS and not t.params
+def _has_fast_encoder(t: codec.TPDU, use_ck: bool) -> bool:
+    """Whether the tree's struct encoder takes *t* (before issue 10, none took parameters)."""
+    quick = codec._FAST_ENCODERS.get(type(t))
+    if quick is None or (t.params and "_with_params" not in quick.__code__.co_varnames):
+        return False
+    return bool(quick(t, use_ck) == codec.encode_one(t, checksum=use_ck, fast=False))
 
 
 def _has_fast_decoder(raw: bytes) -> bool:
     (t,) = codec.decode(raw)
-    name = type(t).__name__
-    return (name, bool(getattr(t, "extended", False))) in codec._FAST_DECODERS and not t.params
+    key = (type(t).__name__, bool(getattr(t, "extended", False)))
+    return key in codec._FAST_DECODERS and codec._FAST_DECODERS[key](raw, raw[0]) is not None
 
 
 def check_paths_agree(plain: dict[tuple[str, bool], Any]) -> None:
@@ -160,19 +208,41 @@ def check_paths_agree(plain: dict[tuple[str, bool], Any]) -> None:
         fast = codec._decode_one(raw, 0, None, fast=True)
         assert fast == decoded, label
         assert fast[0].checksum_ok == decoded[0].checksum_ok == (True if use_ck else None), label
-    assert ck.fletcher_sums(KIB) == textbook_sums(KIB)
+    assert ck.fletcher_sums(KIB) == textbook_sums(KIB) == old_fletcher_sums(KIB)
 
 
 Row = tuple[str, float | None, float | None, float | None]
 
 
-def run_checksum(min_time: float) -> list[tuple[str, float]]:
-    """The Annex B checksum alone, over 1 KiB."""
-    return [
-        ("verify (big-int sums)", per_op_us(lambda: ck.verify(KIB), min_time)),
-        ("compute octets (big-int sums)", per_op_us(lambda: ck.checksum_octets(KIB, 10), min_time)),
-        ("textbook loop (reference)", per_op_us(lambda: textbook_sums(KIB), min_time)),
-    ]
+def old_fletcher_sums(data: bytes) -> tuple[int, int]:
+    """The Annex B sums as computed before issue 10: one big-integer ``% 255**2``,
+    Adler-32 and the CRT below 65521 octets, ``sum()`` from there on."""
+    if not data:
+        return 0, 0
+    big = int.from_bytes(data, "big") % 65025
+    if len(data) < 65521:
+        s_adler = ((zlib.adler32(data) & 0xFFFF) - 1) % 65521
+        s = s_adler + 65521 * (((big - s_adler) * _ADLER_INV) % 255)
+    else:
+        s = sum(data)
+    w = ((big - s) % 65025) // 255
+    return s % 255, (w + s) % 255
+
+
+_ADLER_INV = pow(65521, -1, 255)
+SIZES = [("64 B", 64), ("1 KiB", 1024), ("8 KiB", 8192), ("64 KiB", 65536)]
+
+
+def run_checksum(min_time: float) -> list[tuple[str, float, float]]:
+    """verify() and the old sums over 64 B .. 64 KiB: ``(size, old µs, new µs)``."""
+    rows = []
+    for label, n in SIZES:
+        data = (bytes(range(256)) * (n // 256 + 1))[:n]
+        assert ck.fletcher_sums(data) == old_fletcher_sums(data)
+        old = per_op_us(lambda data=data: old_fletcher_sums(data) == (0, 0), min_time)
+        new = per_op_us(lambda data=data: ck.verify(data), min_time)
+        rows.append((label, old, new))
+    return rows
 
 
 def run(min_time: float) -> list[Row]:
@@ -192,7 +262,7 @@ def run(min_time: float) -> list[Row]:
             return codec._decode_one(raw, 0, None, fast=fast)
 
         for op, fn, has_fast in (
-            ("encode", enc, _has_fast_encoder(t)),
+            ("encode", enc, _has_fast_encoder(t, use_ck)),
             ("decode", dec, _has_fast_decoder(raw)),
         ):
             slow = functools.partial(fn, False)
@@ -221,8 +291,11 @@ def render(rows: list[Row]) -> str:
     return _table(head, body)
 
 
-def render_checksum(rows: list[tuple[str, float]]) -> str:
-    return _table(("checksum over 1 KiB", "µs/op"), [(name, _cell(v)) for name, v in rows])
+def render_checksum(rows: list[tuple[str, float, float]], textbook: float) -> str:
+    head = ("checksum verify (µs/op)", "old % 255**2", "fold", "old/fold")
+    body = [(name, _cell(o), _cell(n), _ratio(o, n)) for name, o, n in rows]
+    body.append(("1 KiB, textbook loop", _cell(textbook), "", ""))
+    return _table(head, body)
 
 
 def _table(head: tuple[str, ...], body: Sequence[tuple[str, ...]]) -> str:
@@ -254,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"each cell: best of {REPEAT} runs of >= {min_time} s; the three paths agree.\n")
     print(render(run(min_time)))
     print()
-    print(render_checksum(run_checksum(min_time)))
+    textbook = per_op_us(lambda: textbook_sums(KIB), min_time)
+    print(render_checksum(run_checksum(min_time), textbook))
     return 0
 
 

@@ -33,6 +33,7 @@ from tp4emu.wire import (
     Param,
     ParamCode,
     TPDUError,
+    UnknownParam,
     encode_one,
 )
 from tp4emu.wire import tpdu as codec
@@ -315,3 +316,19 @@ def test_fast_decode_equals_construct_decode_with_appended_octets(
     # more user data than the limit, or a second (usually bad) TPDU after a data-less one
     raw = encode_one(x, checksum=checksum) + extra
     assert _decoded(raw, fmt, True) == _decoded(raw, fmt, False)
+
+
+@pytest.mark.parametrize("n", [0, 1, 4095, 4096, 4097, 8183, 65000])
+@pytest.mark.parametrize("ext", [False, True])
+def test_long_data_is_checksummed_joined_or_apart_alike(n: int, ext: bool) -> None:
+    # below defs._JOIN_BELOW octets of data the header and data are joined before
+    # the checksum, from it on checksummed apart: the same octets either way
+    data = bytes(i * 7 % 256 for i in range(n))
+    for x in (
+        DT(0x1234, 5, True, data, ext),
+        DT(1, 2, False, data, ext, (UnknownParam(0x42, b""),)),
+    ):
+        raw = encode_one(x, checksum=True)
+        assert raw == encode_one(x, checksum=True, fast=False)
+        assert _decoded(raw, ext, True) == _decoded(raw, ext, False)
+        assert _decoded(raw, ext, True)[3] is True

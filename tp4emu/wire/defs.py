@@ -44,7 +44,21 @@ from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Final, TypeVar
 
-from construct import Construct, GreedyBytes, Int8ub, Int16ub, Int32ub
+from construct import (
+    Array,
+    BytesInteger,
+    Construct,
+    ExprAdapter,
+    FormatField,
+    GreedyBytes,
+    GreedyRange,
+    Int8ub,
+    Int16ub,
+    Int32ub,
+    Renamed,
+    Struct,
+    Terminated,
+)
 
 from . import checksum as _checksum
 from .constants import DRReason, ParamCode, TPDUCode
@@ -77,10 +91,12 @@ __all__ = [
     "TYPE",
     "TYPE_CDT",
     "Field",
+    "ValueCodec",
     "Generated",
     "ParamDef",
     "Shown",
     "TPDUDef",
+    "compile_value",
     "generate",
     "param_def",
     "tpdu_def",
@@ -345,12 +361,16 @@ class Generated:
 
     Attributes:
         fast_decode: ``(raw, li) -> TPDU | None``: struct decoding of the TPDU
-            (*raw* from its LI octet, with the user data), or None when its
-            shape is not the common one (parameters other than one checksum
-            first, a value to reject, too much data): then use the construct path.
+            (*raw* from its LI octet, with the user data; bytes or a
+            memoryview), its parameters read without construct
+            (:func:`~tp4emu.wire.params.decode_param_fast`), or None where
+            the construct path raises (a parameter running past the header,
+            a value refused, too much data...): that path then reports it.
         fast_encode: ``(tpdu, checksum) -> bytes | None``: struct encoding of
-            a TPDU without parameters, or None when struct refuses a value
-            (then the construct path reports the error).
+            a TPDU, its parameters included
+            (:func:`~tp4emu.wire.params.encode_param_fast`), or None when
+            struct refuses a value or a parameter cannot be encoded (then the
+            construct path reports the error).
         build: ``(header container, params, data, checksum_ok) -> TPDU``:
             the dataclass from the construct container.
         fields: ``tpdu -> dict``: the construct header container of *tpdu*
@@ -358,21 +378,102 @@ class Generated:
         source: the generated Python source.
     """
 
-    fast_decode: tuple[Callable[[bytes, int], Any], ...]
+    fast_decode: tuple[Callable[[bytes | memoryview, int], Any], ...]
     fast_encode: Callable[[Any, bool], bytes | None]
     build: tuple[Callable[[Any, tuple[Any, ...], bytes, bool | None], Any], ...]
     fields: tuple[Callable[[Any], dict[str, Any]], ...]
     source: str
 
 
+_JOIN_BELOW: Final = 4096
+"""Below this much user data, header and data are joined before the checksum (the
+copies cost less than a second checksum call); from it on, they are checksummed
+apart and the data copied once."""
+
+
 def _with_checksum(header: bytes, data: bytes, fixed: int) -> bytes:
-    """Insert a checksum parameter after *fixed* header octets (LI included) and fill it."""
-    buf = bytearray(header)
-    buf[0] += 4
-    buf[fixed:fixed] = b"\xc3\x02\x00\x00"
-    buf += data
-    buf[fixed + 2 : fixed + 4] = _checksum.checksum_octets(buf, fixed + 2)
-    return bytes(buf)
+    """Insert a checksum parameter after *fixed* header octets (LI included) and fill it.
+
+    With :data:`_JOIN_BELOW` octets of *data* or more, the checksum is computed
+    over the header and *data* apart
+    (:func:`~tp4emu.wire.checksum.checksum_octets_of`): *data* is copied
+    once, into the result.
+    """
+    head = bytearray(header)
+    head[0] += 4
+    head[fixed:fixed] = b"\xc3\x02\x00\x00"
+    return _filled(head, data, fixed + 2)
+
+
+def _filled(head: bytearray, data: bytes, position: int) -> bytes:
+    """*head* (checksum octets zero at *position*) with the checksum filled, then *data*."""
+    if len(data) < _JOIN_BELOW:
+        head += data
+        head[position : position + 2] = _checksum.checksum_octets(head, position)
+        return bytes(head)
+    head[position : position + 2] = _checksum.checksum_octets_of(head, data, position)
+    return bytes(head) + data
+
+
+def _with_params(
+    header: bytes,
+    params: tuple[Any, ...],
+    data: bytes,
+    checksum: bool,
+    fixed: int,
+    extended: bool,
+    encode_param: Callable[[Any, bool], bytes | None],
+) -> bytes | None:
+    """*header* (a fixed part) with a variable part: the checksum first when
+    *checksum*, then *params*; then *data*. None where the construct path
+    would raise (a value refused or too long, a header over 254 octets...)."""
+    parts = [header, b"\xc3\x02\x00\x00"] if checksum else [header]
+    for p in params:
+        octets = encode_param(p, extended)
+        if octets is None:
+            return None
+        parts.append(octets)
+    head = bytearray(b"".join(parts))
+    if len(head) > 255:
+        return None
+    head[0] = len(head) - 1
+    if checksum:
+        return _filled(head, data, fixed + 2)
+    return bytes(head) + data
+
+
+def _read_params(
+    raw: bytes,
+    start: int,
+    end: int,
+    tpdu: str,
+    extended: bool,
+    decode_param: Callable[[str, int, bytes, bool], Any],
+) -> tuple[tuple[Any, ...], bool | None] | None:
+    """The parameters of ``raw[start:end]`` (a variable part) and the checksum verdict
+    (the first checksum parameter's: ``None`` without one), as the construct path
+    reads them; None where it raises (a parameter running past *end*, a value
+    refused) or *decode_param* declines."""
+    params = []
+    checksum_ok: bool | None = None
+    i = start
+    while i < end:
+        if i + 2 > end:
+            return None
+        j = i + 2 + raw[i + 1]
+        if j > end:
+            return None
+        code = raw[i]
+        if code == ParamCode.CHECKSUM:
+            if checksum_ok is None:
+                checksum_ok = j - i == 4 and _checksum.verify(raw)
+        else:
+            param = decode_param(tpdu, code, bytes(raw[i + 2 : j]), extended)
+            if param is None:
+                return None
+            params.append(param)
+        i = j
+    return tuple(params), checksum_ok
 
 
 def _expr(expr: str, value: str, code: int) -> str:
@@ -403,27 +504,41 @@ def _format_source(spec: TPDUDef, ext: int, fixed: tuple[Field, ...]) -> str:
             + ")"
         )
 
-    lines = [f"def fast_decode_{ext}(raw, li, _unpack=_s{ext}.unpack_from, _verify=_verify):"]
+    lines = [
+        f"def fast_decode_{ext}(raw, li, _unpack=_s{ext}.unpack_from, _verify=_verify,"
+        " _read_params=_read_params, _decode_param=_decode_param):"
+    ]
     if spec.variable_part:
         lines += [
             f"    if li == {length}:",
             "        ck = None",
+            "        params = ()",
             f"    elif li == {length + 4} and raw[{length + 1}] == {ParamCode.CHECKSUM:#x}"
             f" and raw[{length + 2}] == 2:",
             "        ck = _verify(raw)",
+            "        params = ()",
             "    else:",
-            "        return None",
+            f"        got = _read_params(raw, {length + 1}, li + 1, {spec.name!r}, {bool(ext)},"
+            " _decode_param)",
+            "        if got is None:",
+            "            return None",
+            "        params, ck = got",
         ]
     else:
-        lines += [f"    if li != {length}:", "        return None", "    ck = None"]
+        lines += [
+            f"    if li != {length}:",
+            "        return None",
+            "    ck = None",
+            "    params = ()",
+        ]
     if spec.data_limit is not None:
         lines += [f"    if len(raw) - li - 1 > {spec.data_limit}:", "        return None"]
     lines.append(f"    _, {', '.join(values)} = _unpack(raw)")
     for i, f in enumerate(fixed):
         if f.reject is not None:
             lines += [f"    if _reject{ext}_{i}({values[i]}) is not None:", "        return None"]
-    data = "raw[li + 1 :]" if spec.data else "b''"
-    lines.append(f"    return {construction(data, '()', 'ck')}")
+    data = "bytes(raw[li + 1 :])" if spec.data else "b''"
+    lines.append(f"    return {construction(data, 'params', 'ck')}")
     lines.append("")
 
     lines.append(f"def build_{ext}(hdr, params, data, checksum_ok):")
@@ -473,19 +588,33 @@ def _encode_lines(spec: TPDUDef, ext: int, fixed: tuple[Field, ...]) -> list[str
             " octets, got {len(t.data)}')",
         ]
     if spec.variable_part:
-        lines += ["if checksum:", f"    return _with_checksum(header, {tail}, {length + 1})"]
+        lines += [
+            "if t.params:",
+            f"    return _with_params(header, t.params, {tail}, checksum, {length + 1},"
+            f" {bool(ext)}, _encode_param)",
+            "if checksum:",
+            f"    return _with_checksum(header, {tail}, {length + 1})",
+        ]
+    else:
+        lines += ["if t.params:", "    return None"]
     lines.append(f"return header + {tail}" if spec.data else "return header")
     return lines
 
 
 def generate(spec: TPDUDef) -> Generated:
     """Generate the codec functions of *spec* (see :class:`Generated`)."""
+    from .params import decode_param_fast, encode_param_fast  # defined after this module
+
     formats = list(spec.formats())
     namespace: dict[str, Any] = {
         "_cls": spec.cls,
         "_struct_error": struct.error,
         "_verify": _checksum.verify,
         "_with_checksum": _with_checksum,
+        "_with_params": _with_params,
+        "_read_params": _read_params,
+        "_decode_param": decode_param_fast,
+        "_encode_param": encode_param_fast,
         "_nr": _nr,
         "_credit4": _credit4,
         "_credit16": _credit16,
@@ -499,7 +628,10 @@ def generate(spec: TPDUDef) -> Generated:
                 namespace[f"_reject{int(ext)}_{i}"] = f.reject
         parts.append(_format_source(spec, int(ext), fixed))
     packs = ", ".join(f"_pack{int(ext)}=_s{int(ext)}.pack" for ext, _ in formats)
-    encode = [f"def fast_encode(t, checksum, {packs}, {_HELPERS}):"]
+    encode = [
+        f"def fast_encode(t, checksum, {packs}, {_HELPERS},"
+        " _with_params=_with_params, _encode_param=_encode_param):"
+    ]
     if spec.numbered:
         encode.append("    if t.extended:")
         encode += [" " * 8 + line for line in _encode_lines(spec, 1, formats[1][1])]
@@ -625,3 +757,148 @@ def param_def(
         return cls
 
     return register
+
+
+# ---------------------------------------------------------------- values without construct
+
+
+@dataclass(frozen=True)
+class ValueCodec:
+    """A parameter value's construct definition turned into plain Python (:func:`compile_value`).
+
+    Attributes:
+        parse: ``value octets -> {attribute: value}`` (lists as tuples), or
+            None where construct's parse fails (a misshapen value).
+        build: ``attribute getter -> value octets``; it raises where construct's
+            build raises (not necessarily the same exception: callers fall
+            back to construct to report it).
+    """
+
+    parse: Callable[[bytes], dict[str, Any] | None]
+    build: Callable[[Callable[[str], Any]], bytes]
+
+
+_Element = tuple[int | None, Callable[[bytes], Any], Callable[[Any], bytes]]
+"""An element of a value: its size (None: greedy, takes the rest), parse, build."""
+
+
+def _element(node: Construct) -> _Element | None:
+    """Size, parse and build of one construct *node*, or None for a kind not compiled."""
+    if isinstance(node, FormatField):
+        codec = struct.Struct(node.fmtstr)
+        unpack, pack = codec.unpack, codec.pack
+        return codec.size, lambda b: unpack(b)[0], pack
+    if isinstance(node, BytesInteger) and isinstance(node.length, int) and not node.swapped:
+        length: int = node.length
+        signed = bool(node.signed)
+
+        def build_integer(v: Any) -> bytes:
+            return int.to_bytes(v, length, "big", signed=signed)
+
+        return length, lambda b: int.from_bytes(b, "big", signed=signed), build_integer
+    if type(node) is type(GreedyBytes):
+        return None, bytes, bytes
+    if isinstance(node, ExprAdapter):
+        inner = _element(node.subcon)
+        if inner is None:
+            return None
+        decode, encode = node._decode, node._encode
+        parse, build = inner[1], inner[2]
+        return (
+            inner[0],
+            lambda b: decode(parse(b), None, None),
+            lambda v: build(encode(v, None, None)),
+        )
+    if isinstance(node, Array) and isinstance(node.count, int):
+        inner = _element(node.subcon)
+        return None if inner is None else _array(inner, node.count)
+    if isinstance(node, GreedyRange) and not node.discard:
+        inner = _element(node.subcon)
+        return None if inner is None else _greedy_range(inner)
+    return None
+
+
+def _array(inner: _Element, count: int) -> _Element | None:
+    """An ``Array(count, inner)`` of a fixed-size element."""
+    each, parse, build = inner
+    if each is None:
+        return None
+    size: int = each
+
+    def build_array(v: Any) -> bytes:
+        if len(v) != count:
+            raise ValueError(f"expected {count} elements, got {len(v)}")
+        return b"".join(build(x) for x in v)
+
+    def parse_array(b: bytes) -> Any:
+        return tuple(parse(b[i : i + size]) for i in range(0, size * count, size))
+
+    return size * count, parse_array, build_array
+
+
+def _greedy_range(inner: _Element) -> _Element | None:
+    """A ``GreedyRange(inner)`` of a fixed-size element (followed by ``Terminated``)."""
+    each, parse, build = inner
+    if not each:
+        return None
+    size: int = each
+
+    def parse_range(b: bytes) -> Any:
+        if len(b) % size:  # construct stops short of the end: Terminated fails
+            raise _Misshapen
+        return tuple(parse(b[i : i + size]) for i in range(0, len(b), size))
+
+    return None, parse_range, lambda v: b"".join(build(x) for x in v)
+
+
+class _Misshapen(Exception):
+    """A value construct would not parse."""
+
+
+def compile_value(value: Construct) -> ValueCodec | None:
+    """Plain Python parse and build of a parameter *value* definition, or None.
+
+    *value* must be a ``Struct`` of named fields ending with ``Terminated``
+    (as :mod:`tp4emu.wire.params` writes them) whose fields are of the kinds
+    compiled here: integers (``Int8ub``... ``Int24ub``), ``GreedyBytes``,
+    ``Array``, ``GreedyRange`` and ``ExprAdapter`` over those, a greedy
+    field last. Anything else gives None (the caller keeps construct). The
+    property tests prove parse and build equal to construct's.
+    """
+    if not isinstance(value, Struct):
+        return None
+    subcons = list(value.subcons)
+    if not subcons or not isinstance(subcons[-1], type(Terminated)):
+        return None
+    fields_: list[tuple[str, _Element]] = []
+    for node in subcons[:-1]:
+        if not isinstance(node, Renamed) or not node.name:
+            return None
+        element = _element(node.subcon)
+        if element is None:
+            return None
+        fields_.append((str(node.name), element))
+    sizes = [size for _, (size, _, _) in fields_]
+    if None in sizes[:-1]:
+        return None
+    fixed = sum(size or 0 for size in sizes)
+    greedy = bool(sizes) and sizes[-1] is None
+
+    def parse(octets: bytes) -> dict[str, Any] | None:
+        if len(octets) < fixed or (not greedy and len(octets) != fixed):
+            return None
+        out: dict[str, Any] = {}
+        i = 0
+        try:
+            for name, (size, read, _) in fields_:
+                j = len(octets) if size is None else i + size
+                out[name] = read(octets[i:j])
+                i = j
+        except _Misshapen:
+            return None
+        return out
+
+    def build(get: Callable[[str], Any]) -> bytes:
+        return b"".join(write(get(name)) for name, (_, _, write) in fields_)
+
+    return ValueCodec(parse, build)

@@ -47,7 +47,7 @@ from construct import (
 )
 
 from .constants import DRReason, ERCause, ParamCode
-from .defs import PARAM_DEFS, ParamDef, param_def
+from .defs import PARAM_DEFS, ParamDef, ValueCodec, compile_value, param_def
 from .errors import TPDUError
 
 __all__ = [  # the public names, re-exported by tp4emu.wire; helpers below are not
@@ -565,6 +565,116 @@ def param_format(param: Param) -> bool | None:
     if _BY_TYPE[type(param)].value_extended is None:
         return None
     return bool(getattr(param, "extended", False))
+
+
+# --- the fast path: values without construct -------------------------------------
+#
+# Generated from the same definitions (defs.compile_value); used by the struct
+# fast paths of tp4emu.wire.tpdu. They never raise on a value the construct
+# path refuses: they return None and the caller takes the construct path,
+# which reports it. tests/test_wire_params_fast.py proves them equal.
+
+_Decoder = Callable[[int, bytes], "Param | None"]
+
+
+def _fast_decoder(spec: ParamDef, extended: bool) -> _Decoder | None:
+    """``(code, value) -> Param`` like :func:`decode_param_in`; None for the construct path."""
+    cls, opaque, lengths, strict = spec.cls, spec.opaque, spec.lengths, spec.strict
+    if opaque is not None:
+        return lambda code, value: cls(**{opaque: value})
+    fmt = spec.value_extended if extended and spec.value_extended is not None else spec.value
+    codec = compile_value(fmt)
+    if codec is None:
+        return None
+    parse = codec.parse
+    with_format = spec.value_extended is not None
+
+    def decode(code: int, value: bytes) -> Param | None:
+        if lengths is not None and len(value) not in lengths:
+            return UnknownParam(code, value)
+        attrs = parse(value)
+        if attrs is None:
+            return UnknownParam(code, value)
+        if with_format:
+            attrs["extended"] = extended
+        param: Param = cls(**attrs)
+        if strict is not None and strict(param) is not None:
+            return None  # the construct path raises the TPDUError
+        return param
+
+    return decode
+
+
+_FAST_DECODE: dict[tuple[str, int, bool], _Decoder | None] = {}
+"""The decoder of each (TPDU name, code, format) met, made on first use."""
+
+
+def decode_param_fast(tpdu: str, code: int, value: bytes, extended: bool) -> Param | None:
+    """:func:`decode_param_in` without construct, or None: take :func:`decode_param_in`.
+
+    Equal to :func:`decode_param_in` whenever it returns a parameter; None
+    where that raises (and for shapes not compiled, of which there are none).
+    """
+    key = (tpdu, code, extended)
+    try:
+        decoder = _FAST_DECODE[key]
+    except KeyError:
+        candidates = _BY_CODE.get(code)
+        if candidates is None:
+            return UnknownParam(code, value)
+        spec = next((d for d in candidates if tpdu in d.where), candidates[0])
+        decoder = _FAST_DECODE[key] = _fast_decoder(spec, extended)
+    return None if decoder is None else decoder(code, value)
+
+
+_Encoder = Callable[["Param"], "bytes | None"]
+
+
+def _fast_encoder(spec: ParamDef, extended: bool) -> _Encoder | None:
+    """``param -> value octets`` like :func:`encode_param_value`; None: use construct."""
+    opaque = spec.opaque
+    if opaque is not None:
+        return lambda p: bytes(getattr(p, opaque))
+    fmt = spec.value_extended if extended and spec.value_extended is not None else spec.value
+    codec: ValueCodec | None = compile_value(fmt)
+    if codec is None:
+        return None
+    build = codec.build
+    rules = [rule for rule in (spec.check, spec.strict) if rule is not None]
+
+    def encode(p: Param) -> bytes | None:
+        for rule in rules:
+            if rule(p) is not None:
+                return None  # encode_param_value raises the ValueError
+        return build(lambda name: getattr(p, name))
+
+    return encode
+
+
+_FAST_ENCODE: dict[tuple[type, bool], _Encoder | None] = {
+    (d.cls, ext): _fast_encoder(d, ext) for d in PARAM_DEFS for ext in (False, True)
+}
+
+
+def encode_param_fast(param: Param, extended: bool) -> bytes | None:
+    """The code, length and value octets of *param* in a TPDU of the format *extended*.
+
+    None wherever :func:`~tp4emu.wire.tpdu.encode_one`'s construct path would
+    raise or does something else (a value of more than 255 octets, the wrong
+    format, a value refused...): then take that path, which reports it.
+    """
+    encoder = _FAST_ENCODE.get((type(param), extended))
+    if encoder is None:
+        return None
+    if param_format(param) not in (None, extended):
+        return None
+    try:
+        value = encoder(param)
+        if value is None or len(value) > 255:
+            return None
+        return bytes((param.code, len(value))) + value
+    except Exception:  # whatever construct would raise, it reports
+        return None
 
 
 def connection_params(

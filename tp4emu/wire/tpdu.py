@@ -393,9 +393,11 @@ _WITH_DATA = tuple(d.cls for d in TPDU_DEFS if d.data)
 _FAST_DECODERS: dict[tuple[str, bool], Any] = {
     (d.name, ext): _GENERATED[d.cls].fast_decode[ext] for d in TPDU_DEFS for ext, _ in d.formats()
 }
-"""struct decoder of each format, ``(raw, li) -> TPDU | None`` (None: take the construct path)."""
+"""struct decoder of each format, ``(raw, li) -> TPDU | None`` (None: take the construct path).
+
+*raw* is the TPDU from its LI octet to the end of the datagram (bytes or a memoryview)."""
 _FAST_ENCODERS: dict[type, Any] = {d.cls: _GENERATED[d.cls].fast_encode for d in TPDU_DEFS}
-"""struct encoder of each TPDU type without parameters, ``(tpdu, checksum) -> bytes | None``."""
+"""struct encoder of each TPDU type, ``(tpdu, checksum) -> bytes | None`` (None: use construct)."""
 
 
 class _Code:
@@ -519,12 +521,14 @@ def _decode_one(data: bytes, offset: int, extended: bool | None, *, fast: bool) 
             header=data[offset:end],
         )
     stop = total if tpdu_def.data else end
-    raw = data[offset:stop]
     if fast:
-        tpdu = tpdu_def.fast[index](raw, li)
+        # The TPDU without a copy: the datagram itself, or a view of it (the
+        # fast decoder copies the user data out, once).
+        view = data if offset == 0 and stop == total else memoryview(data)[offset:stop]
+        tpdu = tpdu_def.fast[index](view, li)
         if tpdu is not None:
             return tpdu, stop
-    return _decode_construct(tpdu_def, ext, raw, li, offset), stop
+    return _decode_construct(tpdu_def, ext, data[offset:stop], li, offset), stop
 
 
 def _decode_construct(tpdu_def: _Decoding, ext: bool, raw: bytes, li: int, offset: int) -> TPDU:
@@ -608,7 +612,7 @@ def encode(tpdus: TPDU | Iterable[TPDU], *, checksum: bool = False) -> bytes:
 
 def encode_one(tpdu: TPDU, *, checksum: bool = False, fast: bool = True) -> bytes:
     """Encode a single TPDU (see :func:`encode`)."""
-    if fast and not tpdu.params:
+    if fast:
         quick = _FAST_ENCODERS.get(type(tpdu))
         if quick is not None:
             raw: bytes | None = quick(tpdu, checksum)
