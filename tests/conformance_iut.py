@@ -354,11 +354,15 @@ class RowRecorder:
 
         fast = Connection.fast_receive
 
-        def spy_fast(conn: Connection, data: bytes, now: float) -> bool:
+        def spy_fast(conn: Connection, data: bytes, now: float) -> int:
             # Header prediction replays the (OPEN, DT) and (OPEN, AK) rows.
             taken = fast(conn, data, now)
+            rows = []
             if taken:
-                row = ("OPEN", "DT" if data[1] == 0xF0 else "AK")
+                rows.append(("OPEN", "DT" if data[1] == 0xF0 else "AK"))
+                if data[1] != 0xF0 and taken == len(data) and data[0] + 1 < taken:
+                    rows.append(("OPEN", "DT"))  # an AK with its DT
+            for row in rows:
                 recorder.taken.setdefault(recorder.case, set()).add(row)
                 recorder.events.append((trio.current_time(), row))
             return taken

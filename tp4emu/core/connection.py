@@ -544,74 +544,94 @@ class Connection:
             self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
         self._dispatch(inp, tpdu, now)
 
-    def fast_receive(self, data: bytes, now: float) -> bool:
-        """Header prediction (after BSD TCP): take *data*, one whole datagram
-        carrying our reference, at once if it is the common case in OPEN --
-        the next in-sequence DT, an AK that moves the window on, or the
-        peer's keep-alive (its last AK again, with nothing in flight) -- and
-        return True; return False, having changed nothing, for anything else,
-        which then takes the full path (decode, :meth:`receive_tpdu`, the
-        transition table).
+    def fast_receive(self, data: bytes, now: float) -> int:
+        """Header prediction (after BSD TCP): take *data*, a datagram whose first
+        TPDU carries our reference, at once if it is the common case in OPEN --
+        the next in-sequence DT, an AK that moves the window on, the peer's
+        keep-alive (its last AK again, with nothing in flight), or such an AK
+        with a DT concatenated (a reply carrying its AK) -- and return how many
+        octets of it were taken: ``len(data)``, or 0, having changed nothing,
+        for anything else, which then takes the full path (decode,
+        :meth:`receive_tpdu`, the transition table); or, for an AK + DT whose
+        DT is not the common case once the AK is taken, the AK's length: the
+        endpoint passes the DT to the full path.
 
-        The common case is exactly one TPDU in our format, with no parameter
-        but the checksum (when in use) and that checksum right; a DT that is
-        the next expected, inside the window, with nothing held out of order
-        and room for it in the TSDU limit; an AK for DTs sent, that does not
-        reduce the window, with no recovery, credit reduction or selective
-        acknowledgement going on. Then the fast path does what the table's
-        (OPEN, DT) rule (``dt_received``) or (OPEN, AK) rule (``ak_received``,
-        whose ``ak_beyond_sent`` guard cannot hold) does, reading the fields
-        in place instead of building a TPDU object. tests/test_core_fastpath.py
-        proves both paths leave the same connection, send the same octets and
-        count the same.
+        The common case is TPDUs in our format with no parameter but the
+        checksum (when in use) and that checksum right; a DT that is the next
+        expected, inside the window, with nothing held out of order and room
+        for it in the TSDU limit; an AK for DTs sent, that does not reduce the
+        window, with no recovery, credit reduction or selective acknowledgement
+        going on. Then the fast path does what the table's (OPEN, DT) rule
+        (``dt_received``) or (OPEN, AK) rule (``ak_received``, whose
+        ``ak_beyond_sent`` guard cannot hold) does, reading the fields in place
+        instead of building a TPDU object. tests/test_core_fastpath.py proves
+        both paths leave the same connection, send the same octets and count
+        the same.
         """
         if self._state is not State.OPEN or not _PREDICTED or not self.validated:
-            return False
-        li = data[0]
-        code = data[1]
+            return 0
+        end = self._shaped(data, 0)
+        if not end:
+            return 0
+        if data[1] == 0xF0:
+            return len(data) if self._fast_dt(data, 0, end, now) else 0
+        if end == len(data):
+            return end if self._fast_ak(data, now) else 0
+        # An AK with a DT after it, for this connection too.
+        if len(data) < end + 5:
+            return 0
+        dt_end = self._shaped(data, end)
+        if not dt_end or data[end + 1] != 0xF0 or data[end + 2 : end + 4] != data[2:4]:
+            return 0
+        if not self._fast_ak(data, now):
+            return 0
+        return len(data) if self._fast_dt(data, end, dt_end, now) else end
+
+    def _shaped(self, data: bytes, start: int) -> int:
+        """If the TPDU at *start* is a DT or AK in our format with only a right
+        checksum in its variable part (when in use), where its header ends; else 0."""
+        li = data[start]
+        code = data[start + 1]
         ext = self.extended
-        checksum = self.checksum
         if code == 0xF0:
             fixed = 7 if ext else 4
-        elif code >> 4 == 0x6:
+        elif code >> 4 == 0x6 and not (ext and code != 0x60):
             fixed = 9 if ext else 4
-            if ext and code != 0x60:
-                return False
         else:
-            return False
-        if checksum:
-            if li != fixed + 4 or data[fixed + 1] != 0xC3 or data[fixed + 2] != 2:
-                return False
-            if not verify(data):
-                return False
-        elif li != fixed:
-            return False
-        end = li + 1
-        if code == 0xF0:
-            return self._fast_dt(data, end, now)
-        if len(data) != end:
-            return False  # something concatenated after the AK
-        return self._fast_ak(data, now)
+            return 0
+        end = start + li + 1
+        if self.checksum:
+            at = start + fixed + 1
+            if li != fixed + 4 or end > len(data) or data[at] != 0xC3 or data[at + 1] != 2:
+                return 0
+            if code == 0xF0:
+                ok = verify(data) if start == 0 else verify(memoryview(data)[start:])
+            else:
+                ok = verify(data) if end == len(data) else verify(memoryview(data)[start:end])
+            if not ok:
+                return 0
+        elif li != fixed or end > len(data):
+            return 0
+        return end
 
-    def _fast_dt(self, data: bytes, end: int, now: float) -> bool:
+    def _fast_dt(self, data: bytes, start: int, end: int, now: float) -> bool:
         if self.extended:
-            v = int.from_bytes(data[4:8], "big")
+            v = int.from_bytes(data[start + 4 : start + 8], "big")
             nr, eot = v & 0x7FFFFFFF, v >> 31
         else:
-            v = data[4]
+            v = data[start + 4]
             nr, eot = v & 0x7F, v >> 7
         seq = self._rcv_nxt
         if nr != seq % self._mod or self._rcv_ooo or seq >= self._adv_uwe:
             return False
-        payload = data[end:]
-        n = len(payload)
+        n = len(data) - end
         cfg = self._config
         if n > self.max_data or self._reasm_len + n > cfg.max_tsdu_size:
             return False
         # receive_tpdu, then the (OPEN, DT) rule's action for this case
         self._set_timer(Timer.INACTIVITY, now + cfg.inactivity_time)
         self._hold(n)
-        self._accept(payload, bool(eot))
+        self._accept(data[end:], bool(eot))
         self._want_ack(self._window_low())
         return True
 

@@ -41,6 +41,7 @@ from ..wire import (
     DT0,
     ER,
     RJ,
+    TPDU,
     AdditionalOptions,
     DRReason,
     TPDUCode,
@@ -116,11 +117,12 @@ class Endpoint:
         self._outbox: deque[EndpointEvent] = deque()  # what connections ask of us
         self._listener_of: dict[Connection, Listener] = {}  # queued or accepted from
         self._out: list[tuple[bytes, Address]] = []
-        self._acks: list[Connection] = []
+        self._acks: dict[Connection, None] = {}  # connections with an AK wanted (a set, in order)
         self._events: deque[Event] = deque()
         self._heap: list[tuple[float, int, Connection]] = []
         self._heap_seq = 0
         self._armed: dict[Connection, float] = {}  # each connection's latest deadline
+        self._changed = False  # something came out of the outbox since datagrams_to_send
         self.header_prediction = True
         """Take in-sequence DTs and window-advancing AKs of OPEN connections by
         :meth:`Connection.fast_receive` (False: every datagram is decoded and
@@ -196,18 +198,31 @@ class Endpoint:
         stats = self.stats
         stats.datagrams_received += 1
         stats.octets_received += len(data)
-        if self.header_prediction and len(data) > 4 and data[0] < len(data):
+        if self.header_prediction and len(data) > 4:
             # The common case in OPEN (Connection.fast_receive): in-sequence DT, AK.
             conn = self._conns.get((data[2] << 8) | data[3])
-            if conn is not None and conn.peer == addr and conn.fast_receive(data, now):
-                stats.tpdus_received += 1
-                self._drain()
-                return
+            if conn is not None and conn.peer == addr:
+                taken = conn.fast_receive(data, now)
+                if taken:
+                    if taken == len(data):
+                        stats.tpdus_received += 1 if data[1] == 0xF0 or data[0] + 1 == taken else 2
+                        self._drain()
+                        return
+                    # an AK taken, the DT after it (known to decode) for the full path
+                    stats.tpdus_received += 1
+                    self._drain()
+                    self._receive_tpdus(decode(data[taken:]), data, addr, now)
+                    return
         try:
             tpdus = decode(data)
         except TPDUError as exc:
             self._bad_datagram(data, addr, exc)
             return
+        self._receive_tpdus(tpdus, data, addr, now)
+
+    def _receive_tpdus(self, tpdus: list[TPDU], data: bytes, addr: Address, now: float) -> None:
+        """The TPDUs decoded from the datagram *data*, one by one."""
+        stats = self.stats
         conns = self._conns
         for tpdu in tpdus:
             stats.tpdus_received += 1
@@ -263,15 +278,18 @@ class Endpoint:
         self._drain()
         if self._acks:
             if acks:
-                pending, self._acks = self._acks, []
-            else:  # the urgent ones only
+                pending = list(self._acks)
+                self._acks.clear()
+            else:  # the urgent ones only; those a DT carried meanwhile are done
                 pending = [c for c in self._acks if c.ack_urgent]
-                if pending:
-                    self._acks = [c for c in self._acks if not c.ack_urgent]
+                done = [c for c in self._acks if not c.ack_pending]
+                for c in pending + done:
+                    del self._acks[c]
             for conn in pending:
                 conn.flush_ack(now)
             self._drain()
         out, self._out = self._out, []
+        self._changed = bool(self._events)  # (take_events or next_event clears the rest)
         return out
 
     def get_timer(self) -> float | None:
@@ -295,6 +313,21 @@ class Endpoint:
                 conn.handle_timer(now)
                 self._drain()
 
+    @property
+    def has_output(self) -> bool:
+        """Whether anything is waiting: datagrams, events, deadlines or AKs to
+        take. A driver may skip its flush when not (nothing changed)."""
+        return bool(self._outbox or self._out or self._events) or self._changed
+
+    def take_events(self) -> list[Event]:
+        """Every pending event for the user, oldest first (``next_event`` in one call)."""
+        self._drain()
+        if not self._events:
+            return []
+        events = list(self._events)
+        self._events.clear()
+        return events
+
     def next_event(self) -> Event | None:
         """The next event for the user, or None."""
         self._drain()
@@ -305,8 +338,8 @@ class Endpoint:
         """Whether some connection holds an AK for the next ``datagrams_to_send``."""
         self._drain()
         acks = self._acks
-        if acks and not all(c.ack_pending for c in acks):
-            self._acks = acks = [c for c in acks if c.ack_pending]  # a DT carried these
+        for conn in [c for c in acks if not c.ack_pending]:
+            del acks[conn]  # a DT carried its AK
         return bool(acks)
 
     # ------------------------------------------- what connections ask of us
@@ -314,6 +347,8 @@ class Endpoint:
     def _drain(self) -> None:
         """Carry out the endpoint events the connections queued, in order."""
         outbox = self._outbox
+        if outbox:
+            self._changed = True
         while outbox:
             event = outbox.popleft()
             if isinstance(event, Transmit):  # the data path's event: checked first
@@ -323,7 +358,7 @@ class Endpoint:
                 self._heap_seq += 1
                 heapq.heappush(self._heap, (event.deadline, self._heap_seq, event.connection))
             elif isinstance(event, AckWanted):
-                self._acks.append(event.connection)
+                self._acks[event.connection] = None
             elif isinstance(event, StateChanged):
                 self._state_changed(event.connection, event.old, event.new)
             else:

@@ -58,6 +58,8 @@ __all__ = [
 class State(enum.Enum):
     """States of a class 4 connection, named as in ISO 8073."""
 
+    __hash__ = object.__hash__  # members are singletons: identity hashing, done in C
+
     CLOSED = "CLOSED"
     WFCC = "WFCC"
     CONFIRMING = "CONFIRMING"  # ISO 8073: WFTRESP
@@ -69,6 +71,8 @@ class State(enum.Enum):
 
 class Input(enum.Enum):
     """Inputs of the state machine: TPDUs, user requests, timers."""
+
+    __hash__ = object.__hash__  # members are singletons: identity hashing, done in C
 
     # received TPDUs
     CR = "CR"
@@ -103,6 +107,8 @@ class Input(enum.Enum):
 
 class Timer(enum.Enum):
     """The timers of one connection: one deadline each, in one table."""
+
+    __hash__ = object.__hash__  # members are singletons: identity hashing, done in C
 
     RETRANSMIT = "T1"
     """CR, CC, DR and DT retransmission."""

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 _BATCH = 256  # datagrams drained per wakeup before the core's output is flushed
-_HANDOFF = 0.001  # after a user task read, the driver task takes the socket back this late
+_HANDOFF = 0.005  # while user tasks read, the driver task looks this often whether one still does
 _INF = float("inf")
 _OPEN_STATES = frozenset({State.CONFIRMING, State.AKWAIT, State.OPEN})
 
@@ -94,6 +94,22 @@ class UDPSocket:
         """The bound (host, port)."""
         return tuple(self._sock.getsockname()[:2])
 
+    @property
+    def doorbell_address(self) -> Address:
+        """Where :meth:`wake_reader`'s empty datagram comes from: this socket."""
+        host, port = cast(tuple[str, int], self._sock.getsockname()[:2])
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        return (host, port)
+
+    def wake_reader(self) -> None:
+        """Make a task waiting in :meth:`wait_readable` return: an empty datagram
+        to ourselves (never lost, unlike what ``send_nowait`` sends)."""
+        with contextlib.suppress(OSError):
+            self._sock.sendto(b"", cast(tuple[str, int], self.doorbell_address))
+
     async def wait_readable(self) -> None:
         """Wait until a datagram can be read."""
         await trio.lowlevel.wait_readable(self._sock)
@@ -123,7 +139,9 @@ class UDPSocket:
         await trio.lowlevel.wait_writable(self._sock)
 
     def close(self) -> None:
-        """Close the socket."""
+        """Close the socket (a task still waiting on it gets ClosedResourceError)."""
+        with contextlib.suppress(RuntimeError):  # (outside trio: nobody waits)
+            trio.lowlevel.notify_closing(self._sock)
         self._sock.close()
 
 
@@ -198,6 +216,12 @@ class TP4Endpoint:
         self._driver_reading = False  # the driver task waits on the socket
         self._reader: TP4Connection | None = None  # the user task that reads, by its connection
         self._reader_scope: trio.CancelScope | None = None
+        self._reader_waiting = False
+        self._doorbell = getattr(sock, "wake_reader", None)
+        self._doorbell_from = getattr(sock, "doorbell_address", None)
+        self._rung = False  # a doorbell datagram is on its way
+        self._reader_left = -_INF  # when the last user task stopped reading
+        self._accepting = 0  # tasks waiting in accept(): the driver reads for them at once
         self._waiting: dict[TP4Connection, int] = {}  # tasks parked for news, oldest first
         self._ack_delay = config.ack_time or 0.0
         self._ack_deadline = _INF
@@ -290,8 +314,7 @@ class TP4Endpoint:
                 conn.disconnect(now, DRReason.NORMAL)
         self.flush(acks=True)
         self._closed = True
-        if self._reader_scope is not None:
-            self._reader_scope.cancel()
+        self._wake_reader()
         for wrapper in list(self._wrappers.values()):
             wrapper._lot.unpark_all()
         for listener in self._listeners.values():
@@ -323,10 +346,21 @@ class TP4Endpoint:
             if item is None:
                 break
             data, addr = item
+            if not data and addr == self._doorbell_from:
+                self._rung = False
+                continue  # our own doorbell (see _wake_reader)
             if pcap is not None:
                 self._record(data, addr, self._local)
             core.receive_datagram(data, addr, now)
         self.flush()
+
+    def _wake_reader(self) -> None:
+        """Make the user task waiting on the socket return to its caller."""
+        if self._reader_scope is not None:
+            self._reader_scope.cancel()
+        elif self._reader_waiting and self._doorbell is not None and not self._rung:
+            self._rung = True
+            self._doorbell()
 
     async def _wait(self, conn: TP4Connection) -> None:
         """Block until something may have changed for *conn* (its caller re-checks).
@@ -338,21 +372,30 @@ class TP4Endpoint:
         if self._reader is None and not self._closed:
             self._reader = conn
             driver = self._driver_scope
-            if driver is not None:
-                if self._driver_reading:
-                    driver.cancel()  # the driver task lets go of the socket
-                else:
-                    driver.deadline = self._next_deadline()  # no hand-over due
+            if driver is not None and self._driver_reading:
+                driver.cancel()  # the driver task lets go of the socket
             try:
-                with trio.CancelScope() as scope:
-                    self._reader_scope = scope
-                    await self._sock.wait_readable()
-                self._reader_scope = None
-                if not scope.cancelled_caught and not self._closed:
-                    self._ingest()
+                if self._doorbell is not None:
+                    # Woken by data, or by the doorbell when an event for *conn*
+                    # comes from elsewhere (cheaper than a cancel scope per wait).
+                    self._reader_waiting = True
+                    try:
+                        await self._sock.wait_readable()
+                    finally:
+                        self._reader_waiting = False
+                    if not self._closed:
+                        self._ingest()
+                else:
+                    with trio.CancelScope() as scope:
+                        self._reader_scope = scope
+                        await self._sock.wait_readable()
+                    self._reader_scope = None
+                    if not scope.cancelled_caught and not self._closed:
+                        self._ingest()
             finally:
                 self._reader_scope = None
                 self._reader = None
+                self._reader_left = trio.current_time()
                 self._hand_over()
             return
         waiting = self._waiting
@@ -370,12 +413,8 @@ class TP4Endpoint:
         for conn in self._waiting:
             conn._lot.unpark_all()  # it becomes the reader when it runs (if still free)
             break
-        # Should none come back to read, the driver task does, a little later.
-        scope = self._driver_scope
-        if scope is not None and not self._driver_reading:
-            deadline = trio.current_time() + _HANDOFF
-            if deadline < scope.deadline:
-                scope.deadline = deadline
+        # Should none come back to read, the driver task does: it looks every
+        # _HANDOFF seconds while user tasks read (no deadline to move per call).
 
     def _next_deadline(self) -> float:
         deadline = self._core.get_timer()
@@ -388,7 +427,14 @@ class TP4Endpoint:
         core = self._core
         sock = self._sock
         while True:
-            if self._reader is None and not self._closed:
+            reader_free = self._reader is None and not self._closed
+            if reader_free and not self._accepting:
+                # A user task read a moment ago: it is probably about to again.
+                back = self._reader_left + _HANDOFF
+                reader_free = trio.current_time() >= back
+            else:
+                back = _INF
+            if reader_free:
                 with trio.CancelScope(deadline=self._next_deadline()) as scope:
                     self._driver_scope = scope
                     self._driver_reading = True
@@ -402,7 +448,10 @@ class TP4Endpoint:
                     await trio.lowlevel.cancel_shielded_checkpoint()  # let the woken run
                     continue
             else:  # a user task reads (or the endpoint is closed): timers only
-                with trio.CancelScope(deadline=self._next_deadline()) as scope:
+                deadline = self._next_deadline()
+                if not self._closed:
+                    deadline = min(deadline, back, trio.current_time() + _HANDOFF)
+                with trio.CancelScope(deadline=deadline) as scope:
                     self._driver_scope = scope
                     try:
                         await trio.sleep_forever()
@@ -440,6 +489,8 @@ class TP4Endpoint:
         meanwhile carries them.
         """
         core = self._core
+        if not acks and not core.has_output:
+            return  # nothing changed since the last flush
         now = trio.current_time()
         if not self._ack_delay:
             acks = True
@@ -455,7 +506,7 @@ class TP4Endpoint:
                     blocked.append((raw, addr))
             if blocked:
                 self._writable.set()
-        while (event := core.next_event()) is not None:
+        for event in core.take_events():
             conn = event.connection
             if isinstance(event, ConnectionRequested):
                 listener = self._listeners.get(id(event.listener))
@@ -465,8 +516,8 @@ class TP4Endpoint:
             wrapper = self._wrappers.get(id(conn))
             if wrapper is not None:
                 wrapper._lot.unpark_all()
-                if wrapper is self._reader and self._reader_scope is not None:
-                    self._reader_scope.cancel()
+                if wrapper is self._reader:
+                    self._wake_reader()
                 if isinstance(event, ConnectionClosed):
                     del self._wrappers[id(conn)]
         scope = self._driver_scope
@@ -474,11 +525,9 @@ class TP4Endpoint:
             if self._ack_deadline == _INF:
                 self._ack_deadline = now + self._ack_delay
         elif self._ack_deadline != _INF:
-            # The AKs went out (a DT carried them): the driver task need not wake for them.
+            # The AKs went out (a DT carried them). The driver task may still wake
+            # for them once (cheaper than moving its deadline back each time).
             self._ack_deadline = _INF
-            if scope is not None:
-                scope.deadline = self._next_deadline()
-                return
         if scope is not None:
             deadline = self._next_deadline()
             if deadline < scope.deadline:
@@ -525,7 +574,11 @@ class TP4Listener(trio.abc.Listener["TP4Connection"]):
             if core is not None:
                 await trio.lowlevel.checkpoint()
                 return self._ep.connection_of(core)
-            await self._lot.park()
+            self._ep._accepting += 1
+            try:
+                await self._lot.park()
+            finally:
+                self._ep._accepting -= 1
 
     async def aclose(self) -> None:
         """Stop listening; connections queued but not accepted get DR reason 2."""
