@@ -229,6 +229,12 @@ def old_fletcher_sums(data: bytes) -> tuple[int, int]:
     return s % 255, (w + s) % 255
 
 
+def old_verify(data: bytes) -> bool:
+    """``verify`` as it was: the old sums, both zero."""
+    c0, c1 = old_fletcher_sums(data)
+    return c0 == 0 and c1 == 0
+
+
 _ADLER_INV = pow(65521, -1, 255)
 SIZES = [("64 B", 64), ("1 KiB", 1024), ("8 KiB", 8192), ("64 KiB", 65536)]
 
@@ -239,7 +245,7 @@ def run_checksum(min_time: float) -> list[tuple[str, float, float]]:
     for label, n in SIZES:
         data = (bytes(range(256)) * (n // 256 + 1))[:n]
         assert ck.fletcher_sums(data) == old_fletcher_sums(data)
-        old = per_op_us(lambda data=data: old_fletcher_sums(data) == (0, 0), min_time)
+        old = per_op_us(lambda data=data: old_verify(data), min_time)
         new = per_op_us(lambda data=data: ck.verify(data), min_time)
         rows.append((label, old, new))
     return rows

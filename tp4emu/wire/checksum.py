@@ -88,19 +88,21 @@ fold when ``x`` has more than *threshold* bits."""
 def fletcher_sums(data: Buffer) -> tuple[int, int]:
     """Return ``(C0, C1)`` of Annex B over *data*, each reduced modulo 255."""
     length = len(data)
-    if length >= _ADLER:
-        return fletcher_sums_of((data,))
-    if not length:
-        return 0, 0
     # N mod 255**2 = S + 255*W (mod 255**2), by folding (see the module docstring)
-    x = int.from_bytes(data, "big")
-    if length >= _FOLD_FROM:
+    if length < _FOLD_FROM:
+        if not length:
+            return 0, 0
+        big = int.from_bytes(data, "big") % _M2
+    elif length < _ADLER:
+        x = int.from_bytes(data, "big")
         n = x.bit_length()
         for threshold, bits, mask in _FOLDS:
             if n > threshold:
                 x = (x & mask) + (x >> bits)
                 n = x.bit_length()
-    big = x % _M2
+        big = x % _M2
+    else:
+        return fletcher_sums_of((data,))
     s_adler = ((zlib.adler32(data) & 0xFFFF) - 1) % _ADLER  # S mod 65521
     s = s_adler + _ADLER * (((big - s_adler) * _ADLER_INV) % 255)  # S exactly (CRT)
     w = ((big - s) % _M2) // 255  # W mod 255

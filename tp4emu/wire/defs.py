@@ -17,9 +17,11 @@ From these, and nothing else, come: the construct definitions
 (:data:`tp4emu.wire.formats.FORMATS`), the fixed-part lengths
 (:data:`~tp4emu.wire.formats.FIXED_LENGTH`), the mapping between the
 dataclass and the construct containers both ways, the :mod:`struct` fast paths
-(:class:`Generated`, for every TPDU type), the decoding and encoding of the
-parameter values and the descriptions of :mod:`tp4emu.wire.describe`. The
-property tests prove each fast path equal to the construct path.
+(:class:`Generated`, for every TPDU type, with or without parameters), the
+decoding and encoding of the parameter values (construct, and the plain Python
+of :func:`compile_value` for the fast paths) and the descriptions of
+:mod:`tp4emu.wire.describe`. The property tests prove each fast path equal to
+the construct path (``tests/test_wire_defs.py``, ``tests/test_wire_params_fast.py``).
 
 A fixed-part :class:`Field` says how its octets map to attributes of the
 dataclass with two Python expressions: ``encode`` (from the TPDU ``t``; it may

@@ -16,7 +16,10 @@ dataclass below, with its wire definition on top
 value with fields named like the dataclass fields, the TPDUs it belongs in,
 the shapes kept raw, the values refused, its description and token).
 :func:`decode_param`, :func:`encode_param_value` and
-:mod:`tp4emu.wire.describe` work from these definitions only.
+:mod:`tp4emu.wire.describe` work from these definitions only, and so do the
+fast paths :func:`decode_param_fast` and :func:`encode_param_fast`, whose
+value codecs are compiled from the construct definitions
+(:func:`~tp4emu.wire.defs.compile_value`).
 
 To add a parameter: give its code a name in
 :class:`~tp4emu.wire.constants.ParamCode`, write its dataclass here (with
