@@ -156,7 +156,7 @@ def _slow_encode(p: Param, ext: bool) -> bytes | None:
     if param_format(p) not in (None, ext):
         return None
     try:
-        value = encode_param_value(p)
+        value = encode_param_value(p, fast=False)
     except (ValueError, TypeError, ConstructError, OverflowError):
         return None
     if len(value) > 255 or not 0 <= p.code <= 255:

@@ -68,11 +68,14 @@ class Config:
     so that the idle cost does not grow with the number of connections, but
     never more than half of ``inactivity_time`` (the peer's I is taken to be
     like ours: it must outlast two of our W). With the defaults W stays 5 s up
-    to 1,000 open connections and reaches its cap, 10 s, at 2,000; raise
-    ``inactivity_time`` (on both sides) to let it grow further."""
-    inactivity_time: float = 20.0
+    to 1,000 open connections and reaches its cap, 60 s, at 12,000. A W that
+    grew is rounded up to a multiple of 0.1 s, so that one wake-up of the
+    driver sends the keep-alives of many connections."""
+    inactivity_time: float = 120.0
     """I: a connection that receives nothing for this long is released.
-    Must exceed ``window_time``. netiso: 3 min."""
+    Must exceed ``window_time``. netiso: 3 min. (A peer that stops answering
+    while data is outstanding is given up on much sooner: ``give_up_time``.)
+    Half of it bounds the keep-alive period W (``keepalive_rate``)."""
     reference_freeze_time: float = 2.0
     """L: how long a released reference stays frozen (REFWAIT). netiso: 5 min."""
     linger_time: float = 2.0

@@ -12,6 +12,7 @@ carries them modulo 2**7 (normal format) or 2**31 (extended format).
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ _PREDICTED = TRANSITIONS.get((State.OPEN, Input.DT)) == (
 """Header prediction replays the table's (OPEN, DT) and (OPEN, AK) rules: it is
 on only while they are what it replays (see :meth:`Connection.fast_receive`)."""
 _CHECKSUM_PARAM = b"\xc3\x02\x00\x00"
+_KEEPALIVE_GRID = 0.1  # a scaled W expires on multiples of this: keep-alives in batches
 _NO_QUEUE: deque[Any] = deque(maxlen=0)
 """The send queue and the receive queue of a connection that never used them
 (an idle connection saves two deques, 1.5 KiB): replaced before the first
@@ -764,7 +766,7 @@ class Connection:
         self._backoff = 1
         self._progress_at = now
         self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
-        self._set_timer(Timer.WINDOW, now + self._window_period())
+        self._set_timer(Timer.WINDOW, self._window_deadline(now))
         self._stats.connections_opened += 1
         self._outbox.append(ConnectionEstablished(self))
         self._pump_ed(now)
@@ -1605,7 +1607,7 @@ class Connection:
         self._ack_pending = False
         self._ack_urgent = False
         if self._state is State.OPEN:
-            self._set_timer(Timer.WINDOW, now + self._window_period())
+            self._set_timer(Timer.WINDOW, self._window_deadline(now))
         if params:
             return self._encode(
                 AK(self.remote_ref, nr % self._mod, credit, self.extended, tuple(params))
@@ -1645,6 +1647,13 @@ class Connection:
         else:
             blocks.append((start % mod, prev % mod))
         return SelectiveAck(tuple(blocks), self.extended)
+
+    def _window_deadline(self, now: float) -> float:
+        """When W next expires; a scaled W is rounded up to the keep-alive grid."""
+        period = self._window_period()
+        if period == self._config.window_time:
+            return now + period
+        return math.ceil((now + period) / _KEEPALIVE_GRID) * _KEEPALIVE_GRID
 
     def _window_period(self) -> float:
         """W, scaled with the endpoint's open connections (``Config.keepalive_rate``)."""

@@ -1,11 +1,12 @@
 """TP4 over UDP on trio: the I/O driver of the sans-IO engine and its public API.
 
-One :class:`TP4Endpoint` owns one datagram socket, one receive task and one
-timer task. The receive task waits for readability once, then drains the
-socket in a batch, feeds every datagram to the core and sends what the core
-produced (a batch of DTs is acknowledged by one AK). The timer task sleeps
-until the core's next deadline; its cancel scope's deadline is moved when the
-core asks for an earlier one, so no timer object exists per TPDU.
+One :class:`TP4Endpoint` owns one datagram socket and one driver task. The
+socket is read by the user task blocked in ``receive()``/``send()``/``aclose()``
+when there is one (a reply costs one wake-up, as on a raw socket), by the
+driver task otherwise; whoever reads drains the socket in a batch, feeds every
+datagram to the core and sends what the core produced. The driver task also
+runs the timers: it sleeps until the core's next deadline, so no timer object
+exists per TPDU (see :class:`TP4Endpoint`).
 
 Connections returned by :meth:`TP4Listener.accept` are still CONFIRMING, as in
 4.4BSD's netiso: nothing has been sent to the peer yet. ``getpeername()`` works;
@@ -188,9 +189,14 @@ class TP4Endpoint:
     * **Hand-over.** A user task that becomes the reader while the driver task
       waits on the socket cancels that wait. When the user task is done it
       hands the socket to another user task waiting for news, if there is
-      one, or else lets the driver task take it back ``_HANDOFF`` seconds
-      later: a ping-pong caller is back in ``receive()`` long before, and the
-      driver task then never runs.
+      one, or else lets the driver task take it back once nobody has read for
+      ``_HANDOFF`` seconds (5 ms; at once while a task waits in ``accept()``):
+      a ping-pong caller is back in ``receive()`` long before, and the driver
+      task then only wakes for its timers. An event for the reading task's
+      connection that comes from elsewhere (a timer, another task's call)
+      wakes it with a doorbell: an empty datagram to our own socket
+      (``UDPSocket.wake_reader``; a socket without one gets a cancel scope per
+      wait instead).
     * **Timers.** The driver task sleeps until the core's next deadline, or
       the delayed-AK deadline (see below), whichever is first; its cancel
       scope's deadline is moved when the core asks for an earlier one, so no
@@ -316,7 +322,7 @@ class TP4Endpoint:
         self._closed = True
         self._wake_reader()
         for wrapper in list(self._wrappers.values()):
-            wrapper._lot.unpark_all()
+            wrapper._unpark()
         for listener in self._listeners.values():
             listener._lot.unpark_all()
         await trio.lowlevel.checkpoint()
@@ -406,12 +412,15 @@ class TP4Endpoint:
             count = waiting.pop(conn) - 1
             if count:
                 waiting[conn] = count
+            lot = conn._parked
+            if lot is not None and not lot:
+                conn._parked = None  # nobody waits: an idle connection keeps no lot
 
     def _hand_over(self) -> None:
         """The reading user task is done: wake one waiting for news to read, or
         let the driver task take the socket back a little later."""
         for conn in self._waiting:
-            conn._lot.unpark_all()  # it becomes the reader when it runs (if still free)
+            conn._unpark()  # it becomes the reader when it runs (if still free)
             break
         # Should none come back to read, the driver task does: it looks every
         # _HANDOFF seconds while user tasks read (no deadline to move per call).
@@ -515,7 +524,7 @@ class TP4Endpoint:
                 continue
             wrapper = self._wrappers.get(id(conn))
             if wrapper is not None:
-                wrapper._lot.unpark_all()
+                wrapper._unpark()
                 if wrapper is self._reader:
                     self._wake_reader()
                 if isinstance(event, ConnectionClosed):
@@ -603,9 +612,22 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
         self._ep = endpoint
         self._core = core
         self._facts = core
-        self._lot = trio.lowlevel.ParkingLot()
+        self._parked: trio.lowlevel.ParkingLot | None = None  # made on first wait
         self._receiving = False
         self._receiving_ed = False
+
+    @property
+    def _lot(self) -> trio.lowlevel.ParkingLot:
+        """Where this connection's tasks wait (an idle connection has none: 300 octets)."""
+        lot = self._parked
+        if lot is None:
+            lot = self._parked = trio.lowlevel.ParkingLot()
+        return lot
+
+    def _unpark(self) -> None:
+        """Wake every task waiting on this connection."""
+        if self._parked is not None:
+            self._parked.unpark_all()
 
     # -------------------------------------------------------------- info
 
@@ -668,7 +690,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
             return
         self._core.disconnect(trio.current_time(), reason, data)
         self._ep.flush()
-        self._lot.unpark_all()
+        self._unpark()
 
     async def send(self, value: bytes | bytearray | memoryview) -> None:
         """Send one TSDU (confirms a CONFIRMING connection first).
@@ -781,7 +803,7 @@ class TP4Connection(ConnectionFacts, trio.abc.Channel[bytes]):
                 core.disconnect(trio.current_time(), DRReason.NORMAL)
                 self._ep.flush()
             core.closed_by_user = True
-            self._lot.unpark_all()
+            self._unpark()
         with trio.move_on_after(self._ep.config.linger_time):
             while core.state is State.CLOSING and not self._ep.closed:
                 await self._ep._wait(self)

@@ -545,8 +545,12 @@ def decode_param_in(tpdu: str, code: int, value: bytes, *, extended: bool) -> Pa
     return param
 
 
-def encode_param_value(param: Param) -> bytes:
-    """Encode the value octets of *param* (without code and length)."""
+def encode_param_value(param: Param, *, fast: bool = True) -> bytes:
+    """Encode the value octets of *param* (without code and length).
+
+    *fast*: by the generated encoder where there is one (the same octets:
+    tests/test_wire_params_fast.py compares it with ``fast=False``, construct).
+    """
     opaque = _OPAQUE.get(type(param))
     if opaque is not None:
         return bytes(getattr(param, opaque))
@@ -557,8 +561,13 @@ def encode_param_value(param: Param) -> bytes:
         message = rule(param) if rule is not None else None
         if message is not None:
             raise ValueError(message)
+    extended = bool(param_format(param))
+    if fast:
+        quick = encode_param_fast(param, extended)
+        if quick is not None:
+            return quick[2:]
     fmt = spec.value
-    if spec.value_extended is not None and param_format(param):
+    if spec.value_extended is not None and extended:
         fmt = spec.value_extended
     return bytes(fmt.build({name: getattr(param, name) for name in spec.attrs}))
 

@@ -633,7 +633,7 @@ def encode_one(tpdu: TPDU, *, checksum: bool = False, fast: bool = True) -> byte
             raise ValueError(
                 f"a {type(p).__name__} must use the format (normal/extended) of its TPDU"
             )
-    params = [{"code": p.code, "value": encode_param_value(p)} for p in tpdu.params]
+    params = [{"code": p.code, "value": encode_param_value(p, fast=fast)} for p in tpdu.params]
     use_checksum = checksum and tpdu_def.variable_part
     if use_checksum:
         params.insert(0, {"code": ParamCode.CHECKSUM, "value": b"\x00\x00"})
