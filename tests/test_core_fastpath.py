@@ -101,6 +101,15 @@ class World:
         assert self.conns["a"].state is State.OPEN and self.conns["b"].state is State.OPEN
         self.flight.clear()
 
+    def settle(self) -> None:
+        """Deliver everything in flight, and what that brings, until nothing moves."""
+        self.pump()
+        while self.flight:
+            flight, self.flight = self.flight, []
+            for dst, raw in flight:
+                self.deliver(dst, raw)
+            self.pump()
+
     def advance(self, dt: float) -> None:
         target = self.now + dt
         while True:
@@ -249,12 +258,7 @@ def test_fast_path_is_taken_for_a_bulk_transfer(monkeypatch: pytest.MonkeyPatch)
     world.open()
     for _ in range(30):
         world.conns["a"].send(world.now, b"m" * 8192)
-        world.pump()
-        while world.flight:
-            flight, world.flight = world.flight, []
-            for dst, raw in flight:
-                world.deliver(dst, raw)
-            world.pump()
+        world.settle()
         assert world.conns["b"].receive() == b"m" * 8192
         world.pump()
     dts = [rest[1] for who, *rest in world.trace if who == "a" and rest[0] == "sent"]
@@ -311,12 +315,7 @@ def test_core_built_octets_equal_the_codec(extended: bool, checksum: bool) -> No
     limit = a.max_data
     for size in (0, 1, limit - 1, limit, limit + 1, 2 * limit, 3 * limit + 7):
         a.send(world.now, bytes(range(256)) * (size // 256) + bytes(size % 256))
-        world.pump()
-        while world.flight:
-            flight, world.flight = world.flight, []
-            for dst, raw in flight:
-                world.deliver(dst, raw)
-            world.pump()
+        world.settle()
         b.receive()
         world.pump()
     seen = {DT: 0, AK: 0}
