@@ -450,6 +450,10 @@ async def idle_tp4(
     ``setup s`` to make them, the process's ``CPU %`` of one core while they idle
     *idle_seconds*, the ``datagrams/s`` the endpoints sent meanwhile (the window
     timer's AKs), and the 64-octet round trip (``µs``) on one more connection.
+    When the connections are enough for W to grow (``Config.keepalive_rate``),
+    the idle time is measured from one ``window_time`` after the set-up: by then
+    every connection's W is the one its endpoint's count calls for, not that of
+    the first few connections.
     With *connections* 0 only the round trip means anything: the baseline.
     """
     config = idle_config(connections)
@@ -476,6 +480,10 @@ async def idle_tp4(
         if rss0 is not None and rss1 is not None:
             out["RSS B/conn"] = (rss1 - rss0) / ends
         out["setup s"] = setup
+        # Steady state: the connections opened first still carry the keep-alive
+        # period W of an endpoint with few connections until it expires once.
+        if connections / config.keepalive_rate > config.window_time:
+            await trio.sleep(config.window_time)
         sent0 = srv.statistics().datagrams_sent + cli.statistics().datagrams_sent
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await trio.sleep(idle_seconds)

@@ -62,18 +62,19 @@ class Config:
     window_time: float = 5.0
     """W: an idle connection re-sends its AK this often. netiso: 2 min. With
     many open connections W grows (``keepalive_rate``)."""
-    keepalive_rate: float = 200.0
+    keepalive_rate: float = 100.0
     """Keep-alive AKs per second the endpoint's idle connections send at most
     together: W is ``max(window_time, open connections / keepalive_rate)``,
     so that the idle cost does not grow with the number of connections, but
     never more than half of ``inactivity_time`` (the peer's I is taken to be
     like ours: it must outlast two of our W). With the defaults W stays 5 s up
-    to 1,000 open connections and reaches its cap, 60 s, at 12,000. A W that
-    grew is rounded up to a multiple of 0.1 s, so that one wake-up of the
-    driver sends the keep-alives of many connections."""
-    inactivity_time: float = 120.0
+    to 500 open connections, is 100 s at 10,000 and reaches its cap, 120 s, at
+    12,000. A W that grew is rounded up to a multiple of 0.1 s, so that one
+    wake-up of the driver sends the keep-alives of many connections."""
+    inactivity_time: float = 240.0
     """I: a connection that receives nothing for this long is released.
-    Must exceed ``window_time``. netiso: 3 min. (A peer that stops answering
+    Must exceed ``window_time``. netiso: 3 min; 4 min here so that W may grow
+    to 2 min, netiso's own W, on a busy endpoint. (A peer that stops answering
     while data is outstanding is given up on much sooner: ``give_up_time``.)
     Half of it bounds the keep-alive period W (``keepalive_rate``)."""
     reference_freeze_time: float = 2.0
