@@ -543,7 +543,7 @@ class Connection:
             return
         inp = _INPUT_OF[type(tpdu)]
         if self._state in (State.OPEN, State.AKWAIT):
-            self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
+            self._heard_from_peer(now)
         self._dispatch(inp, tpdu, now)
 
     def fast_receive(self, data: bytes, now: float) -> int:
@@ -631,7 +631,7 @@ class Connection:
         if n > self.max_data or self._reasm_len + n > cfg.max_tsdu_size:
             return False
         # receive_tpdu, then the (OPEN, DT) rule's action for this case
-        self._set_timer(Timer.INACTIVITY, now + cfg.inactivity_time)
+        self._heard_from_peer(now)
         self._hold(n)
         self._accept(data[end:], bool(eot))
         self._want_ack(self._window_low())
@@ -655,7 +655,7 @@ class Connection:
             and not self._send_tsdus
         ):
             # The peer's keep-alive (its W timer): the same AK again, nothing in flight.
-            self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
+            self._heard_from_peer(now)
             self._cancel_timer(Timer.PROBE)
             return True
         if (
@@ -668,13 +668,17 @@ class Connection:
         ):
             return False
         # receive_tpdu, then the (OPEN, AK) rule's action for this case
-        self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
+        self._heard_from_peer(now)
         self._ak_seen = (seq, 0, credit)
         self._peer_window = (nr, 0, credit)
         self._take_ack(seq, now)
         self._snd_uwe = new_uwe
         self._pump(now)
         return True
+
+    def _heard_from_peer(self, now: float) -> None:
+        """A TPDU for us arrived (OPEN, AKWAIT): the inactivity timer I starts again."""
+        self._set_timer(Timer.INACTIVITY, now + self._config.inactivity_time)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer of this connection that expired at *now* (each is an input)."""
@@ -1708,14 +1712,14 @@ class Connection:
             self._post(Input.TSDU_TOO_LARGE, None)  # (its last DT included)
             return None
         self._hold(len(dt.data))
-        self._accept_dt(dt)
+        self._accept(dt.data, dt.eot)
         ooo = self._rcv_ooo
         repair = bool(ooo)  # it fills a hole: the sender is recovering, tell it at once
         while ooo:
             nxt = ooo.pop(self._rcv_nxt, None)
             if nxt is None:
                 break
-            self._accept_dt(nxt)  # (already held)
+            self._accept(nxt.data, nxt.eot)  # (already held)
         self._want_ack(repair or self._window_low())
         if self._reasm_len > self._config.max_tsdu_size:
             self._post(Input.TSDU_TOO_LARGE, None)
@@ -1725,9 +1729,6 @@ class Connection:
             DRReason.PROTOCOL_ERROR, by_peer=False, message="TSDU larger than max_tsdu_size"
         )
         self._a_disconnect((DRReason.PROTOCOL_ERROR, b""), now)
-
-    def _accept_dt(self, dt: DT) -> None:
-        self._accept(dt.data, dt.eot)
 
     def _accept(self, data: bytes, eot: bool) -> None:
         """DT ``_rcv_nxt`` arrived in sequence with *data*: reassemble, queue a whole TSDU."""

@@ -280,10 +280,10 @@ class Endpoint:
             if acks:
                 pending = list(self._acks)
                 self._acks.clear()
-            else:  # the urgent ones only; those a DT carried meanwhile are done
+            else:  # the urgent ones only
+                self._forget_carried_acks()
                 pending = [c for c in self._acks if c.ack_urgent]
-                done = [c for c in self._acks if not c.ack_pending]
-                for c in pending + done:
+                for c in pending:
                     del self._acks[c]
             for conn in pending:
                 conn.flush_ack(now)
@@ -337,10 +337,14 @@ class Endpoint:
     def acks_pending(self) -> bool:
         """Whether some connection holds an AK for the next ``datagrams_to_send``."""
         self._drain()
+        self._forget_carried_acks()
+        return bool(self._acks)
+
+    def _forget_carried_acks(self) -> None:
+        """Drop the connections whose wanted AK a DT has carried meanwhile."""
         acks = self._acks
         for conn in [c for c in acks if not c.ack_pending]:
-            del acks[conn]  # a DT carried its AK
-        return bool(acks)
+            del acks[conn]
 
     # ------------------------------------------- what connections ask of us
 
